@@ -1,0 +1,636 @@
+//! The command-line contract (SPEC section 8): arguments, output shapes and
+//! exit codes. Each command opens what it needs and calls the library.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+
+use crate::clock::Clock;
+use crate::config::{Settings, SAMPLE};
+use crate::domain::sender::Role;
+use crate::domain::ticket::Status;
+use crate::inbound::process::{Delivery, Pipeline, Report};
+use crate::store::{self, Store};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ticketgate",
+    version,
+    about = "Email-first support ticket gateway"
+)]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(long, global = true, default_value = "ticketgate.toml")]
+    config: PathBuf,
+    /// Evaluate every time-based rule as of this RFC 3339 instant.
+    #[arg(long, global = true)]
+    now: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Write a commented sample config (unless one exists) and create the database.
+    Init,
+    /// The customer directory.
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Run the pipeline on each message file (`-` for stdin).
+    Ingest {
+        #[arg(long)]
+        json: bool,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    #[command(subcommand)]
+    Ticket(TicketCommand),
+    /// The queue of messages that were not accepted.
+    #[command(subcommand)]
+    Suspended(SuspendedCommand),
+    #[command(subcommand)]
+    Outbox(OutboxCommand),
+    /// Run due scheduler jobs once (auto-close solved tickets).
+    Tick {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Reply extraction alone: a body on stdin, the kept text on stdout.
+    Extract {
+        /// The body is HTML.
+        #[arg(long)]
+        html: bool,
+    },
+    /// The daemon.
+    Run,
+}
+
+#[derive(Subcommand, Debug)]
+enum UsersCommand {
+    /// Load or update the directory from CSV (organization,email,name,role,locale).
+    Import { file: PathBuf },
+}
+
+#[derive(Subcommand, Debug)]
+enum TicketCommand {
+    Show {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        org: Option<String>,
+        #[arg(long)]
+        requester: Option<String>,
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// An agent's answer.
+    Reply(ReplyArgs),
+    Solve {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+struct ReplyArgs {
+    id: i64,
+    #[arg(long)]
+    agent: String,
+    #[arg(long)]
+    body: String,
+    #[arg(long)]
+    solve: bool,
+    #[arg(long)]
+    internal: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum SuspendedCommand {
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the kept message through the pipeline again.
+    Release {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    Delete {
+        id: i64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum OutboxCommand {
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deliver queued mail now.
+    Flush,
+}
+
+/// A command's failure and the exit code it maps to.
+#[derive(Debug)]
+pub enum Failure {
+    /// Usage or configuration: exit 2.
+    Usage(String),
+    /// Anything else: exit 1.
+    Other(String),
+}
+
+impl From<sqlx::Error> for Failure {
+    fn from(e: sqlx::Error) -> Self {
+        Failure::Other(format!("database error: {e}"))
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Self {
+        Failure::Other(e.to_string())
+    }
+}
+
+impl From<crate::inbound::process::PipelineError> for Failure {
+    fn from(e: crate::inbound::process::PipelineError) -> Self {
+        Failure::Other(e.to_string())
+    }
+}
+
+type CliResult = Result<ExitCode, Failure>;
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ticketgate: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(execute(cli)) {
+        Ok(code) => code,
+        Err(Failure::Usage(message)) => {
+            eprintln!("ticketgate: {message}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Other(message)) => {
+            eprintln!("ticketgate: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TICKETGATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn execute(cli: Cli) -> CliResult {
+    let clock = match &cli.now {
+        Some(value) => Clock::parse_fixed(value).map_err(Failure::Usage)?,
+        None => Clock::System,
+    };
+    match cli.command {
+        Command::Extract { html } => extract(html),
+        Command::Init => init(&cli.config).await,
+        command => {
+            let settings =
+                Settings::load(&cli.config).map_err(|e| Failure::Usage(e.to_string()))?;
+            let store = Store::open(&settings.database.url).await.map_err(|e| {
+                Failure::Other(format!(
+                    "cannot open the database {}: {e}",
+                    settings.database.url
+                ))
+            })?;
+            let context = Context {
+                settings,
+                store,
+                clock,
+            };
+            let result = context.run(command).await;
+            context.store.close().await;
+            result
+        }
+    }
+}
+
+fn extract(html: bool) -> CliResult {
+    let mut input = Vec::new();
+    std::io::stdin().read_to_end(&mut input)?;
+    let body = String::from_utf8_lossy(&input);
+    let kept = if html {
+        crate::reply::extract_reply_html(&body)
+    } else {
+        crate::reply::extract_reply(&body)
+    };
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{kept}")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn init(config: &Path) -> CliResult {
+    if config.exists() {
+        eprintln!("{} exists; keeping it", config.display());
+    } else {
+        std::fs::write(config, SAMPLE)
+            .map_err(|e| Failure::Usage(format!("cannot write {}: {e}", config.display())))?;
+        eprintln!("wrote {}", config.display());
+    }
+    let settings = Settings::load(config).map_err(|e| Failure::Usage(e.to_string()))?;
+    let store = Store::open(&settings.database.url).await.map_err(|e| {
+        Failure::Other(format!(
+            "cannot create the database {}: {e}",
+            settings.database.url
+        ))
+    })?;
+    store.close().await;
+    eprintln!("database ready: {}", settings.database.url);
+    Ok(ExitCode::SUCCESS)
+}
+
+struct Context {
+    settings: Settings,
+    store: Store,
+    clock: Clock,
+}
+
+fn print_json(value: &impl Serialize) -> Result<(), Failure> {
+    let line = serde_json::to_string(value).map_err(|e| Failure::Other(e.to_string()))?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{line}")?;
+    Ok(())
+}
+
+/// Messages read per transaction by `ingest`: one durable commit per batch.
+const INGEST_BATCH: usize = 200;
+
+impl Context {
+    async fn run(&self, command: Command) -> CliResult {
+        match command {
+            Command::Users(UsersCommand::Import { file }) => self.import_users(&file).await,
+            Command::Ingest { json, files } => self.ingest(&files, json).await,
+            Command::Ticket(command) => self.ticket(command).await,
+            Command::Suspended(command) => self.suspended(command).await,
+            Command::Outbox(OutboxCommand::List { json }) => self.outbox_list(json).await,
+            Command::Outbox(OutboxCommand::Flush) => Err(Failure::Other(
+                "outbox delivery is not available in this version; `outbox list` shows the queue"
+                    .into(),
+            )),
+            Command::Tick { json } => self.tick(json).await,
+            Command::Run => Err(Failure::Other(
+                "the daemon is not available in this version".into(),
+            )),
+            Command::Init | Command::Extract { .. } => {
+                unreachable!("handled before loading the config")
+            }
+        }
+    }
+
+    async fn import_users(&self, file: &Path) -> CliResult {
+        let data = std::fs::read(file)
+            .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", file.display())))?;
+        let entries = crate::directory::parse(&data).map_err(|e| {
+            Failure::Other(format!("{}: {e}; nothing was imported", file.display()))
+        })?;
+        crate::directory::import(&self.store, &entries).await?;
+        eprintln!("imported {} people from {}", entries.len(), file.display());
+        Ok(ExitCode::SUCCESS)
+    }
+
+    async fn ingest(&self, files: &[PathBuf], json: bool) -> CliResult {
+        let pipeline = Pipeline::new(&self.settings);
+        let now = self.clock.now();
+        let show_progress = std::io::stderr().is_terminal() && files.len() > 1;
+        let mut summary = Summary::default();
+        let mut unreadable = 0usize;
+        let mut done = 0usize;
+
+        for chunk in files.chunks(INGEST_BATCH) {
+            let mut raws = Vec::with_capacity(chunk.len());
+            let mut names = Vec::with_capacity(chunk.len());
+            for file in chunk {
+                match read_message(file) {
+                    Ok(raw) => {
+                        raws.push(raw);
+                        names.push(file);
+                    }
+                    Err(e) => {
+                        eprintln!("ticketgate: cannot read {}: {e}", file.display());
+                        unreadable += 1;
+                    }
+                }
+            }
+            let reports = pipeline.process_batch(&self.store, &raws, now).await?;
+            for (report, name) in reports.iter().zip(names) {
+                summary.add(report);
+                if json {
+                    print_json(report)?;
+                } else {
+                    println!("{}: {}", name.display(), describe(report));
+                }
+            }
+            done += chunk.len();
+            if show_progress {
+                eprint!("\r{done}/{} messages", files.len());
+            }
+        }
+        if show_progress {
+            eprintln!();
+        }
+        eprintln!("{}", summary.line());
+        Ok(if unreadable > 0 {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        })
+    }
+
+    async fn ticket(&self, command: TicketCommand) -> CliResult {
+        let mut conn = self.store.acquire().await?;
+        match command {
+            TicketCommand::Show { id, json } => {
+                let view = store::tickets::view(&mut conn, id)
+                    .await?
+                    .ok_or_else(|| Failure::Other(format!("ticket #{id} does not exist")))?;
+                if json {
+                    print_json(&view)?;
+                } else {
+                    println!(
+                        "#{} {} [{}; {}; {}]",
+                        view.id, view.subject, view.status, view.category, view.priority
+                    );
+                    println!("{} / {}", view.organization, view.requester);
+                    for comment in &view.comments {
+                        let visibility = if comment.public { "" } else { " (internal)" };
+                        println!("\n--- {}{visibility}\n{}", comment.author, comment.body);
+                    }
+                }
+            }
+            TicketCommand::List {
+                json,
+                org,
+                requester,
+                status,
+            } => {
+                if let Some(status) = &status {
+                    if Status::parse(status).is_none() {
+                        return Err(Failure::Usage(format!(
+                            "--status {status:?} is not one of open, pending, solved, closed"
+                        )));
+                    }
+                }
+                let filter = store::tickets::ListFilter {
+                    organization: org,
+                    requester,
+                    status,
+                };
+                for ticket in store::tickets::list(&mut conn, &filter).await? {
+                    if json {
+                        print_json(&ticket)?;
+                    } else {
+                        println!(
+                            "#{}\t{}\t{}\t{}\t{}",
+                            ticket.id,
+                            ticket.status,
+                            ticket.organization,
+                            ticket.requester,
+                            ticket.subject
+                        );
+                    }
+                }
+            }
+            TicketCommand::Reply(args) => {
+                drop(conn);
+                return self.reply(args).await;
+            }
+            TicketCommand::Solve { id, json } => {
+                drop(conn);
+                return self.solve(id, json).await;
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+
+    async fn reply(&self, args: ReplyArgs) -> CliResult {
+        let now = self.clock.now();
+        let pipeline = Pipeline::new(&self.settings);
+        let mut tx = self.store.begin().await?;
+        let agent = store::directory::person_by_email(&mut tx, &args.agent)
+            .await?
+            .filter(|p| p.role == Role::Agent)
+            .ok_or_else(|| {
+                Failure::Other(format!("{} is not an agent in the directory", args.agent))
+            })?;
+        let ticket = store::tickets::get(&mut tx, args.id)
+            .await?
+            .ok_or_else(|| Failure::Other(format!("ticket #{} does not exist", args.id)))?;
+        if ticket.status == Status::Closed {
+            return Err(Failure::Other(format!(
+                "ticket #{} is closed and accepts no comments",
+                ticket.id
+            )));
+        }
+        let public = !args.internal;
+        let comment_id = store::tickets::add_comment(
+            &mut tx,
+            store::tickets::NewComment {
+                ticket_id: ticket.id,
+                author_id: agent.id,
+                public,
+                body: &args.body,
+                full_text: &args.body,
+                message_id: None,
+                now,
+            },
+        )
+        .await?;
+        let commands = crate::domain::ticket::AgentCommands {
+            status: args.solve.then_some(Status::Solved),
+            internal: args.internal,
+            urgent: false,
+        };
+        let status = crate::domain::ticket::status_after_agent_comment(ticket.status, &commands);
+        if status != ticket.status {
+            store::tickets::set_status(&mut tx, ticket.id, status, now).await?;
+        }
+        pipeline
+            .notify_requester_of_answer(&mut tx, &ticket, Some(comment_id), public, status, now)
+            .await?;
+        tx.commit().await?;
+        self.print_ticket_state(ticket.id, status, args.json)
+    }
+
+    async fn solve(&self, id: i64, json: bool) -> CliResult {
+        let now = self.clock.now();
+        let pipeline = Pipeline::new(&self.settings);
+        let mut tx = self.store.begin().await?;
+        let ticket = store::tickets::get(&mut tx, id)
+            .await?
+            .ok_or_else(|| Failure::Other(format!("ticket #{id} does not exist")))?;
+        match ticket.status {
+            Status::Closed => return Err(Failure::Other(format!("ticket #{id} is closed"))),
+            Status::Solved => {}
+            Status::Open | Status::Pending => {
+                store::tickets::set_status(&mut tx, id, Status::Solved, now).await?;
+                pipeline
+                    .notify_requester_of_answer(&mut tx, &ticket, None, false, Status::Solved, now)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        self.print_ticket_state(id, Status::Solved, json)
+    }
+
+    fn print_ticket_state(&self, id: i64, status: Status, json: bool) -> CliResult {
+        if json {
+            print_json(&serde_json::json!({ "ticket": id, "status": status.as_str() }))?;
+        } else {
+            println!("#{id} {status}");
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+
+    async fn suspended(&self, command: SuspendedCommand) -> CliResult {
+        match command {
+            SuspendedCommand::List { json } => {
+                let mut conn = self.store.acquire().await?;
+                for item in store::suspended::list(&mut conn).await? {
+                    if json {
+                        print_json(&item)?;
+                    } else {
+                        println!(
+                            "{}\t{}\t{}\t{}",
+                            item.id,
+                            item.reason,
+                            item.from.as_deref().unwrap_or("-"),
+                            item.subject
+                        );
+                    }
+                }
+            }
+            SuspendedCommand::Release { id, json } => {
+                let pipeline = Pipeline::new(&self.settings);
+                let mut tx = self.store.begin().await?;
+                let raw = store::suspended::raw(&mut tx, id)
+                    .await?
+                    .ok_or_else(|| Failure::Other(format!("no suspended message {id}")))?;
+                store::suspended::delete(&mut tx, id).await?;
+                let report = pipeline
+                    .process(&mut tx, &raw, self.clock.now(), Delivery::Released)
+                    .await?;
+                tx.commit().await?;
+                if json {
+                    print_json(&report)?;
+                } else {
+                    println!("{}", describe(&report));
+                }
+            }
+            SuspendedCommand::Delete { id } => {
+                let mut conn = self.store.acquire().await?;
+                if !store::suspended::delete(&mut conn, id).await? {
+                    return Err(Failure::Other(format!("no suspended message {id}")));
+                }
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+
+    async fn outbox_list(&self, json: bool) -> CliResult {
+        let mut conn = self.store.acquire().await?;
+        for row in store::outbox::list(&mut conn).await? {
+            if json {
+                print_json(&row)?;
+            } else {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    row.id,
+                    row.state,
+                    row.event,
+                    row.to.join(","),
+                    row.subject
+                );
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+
+    async fn tick(&self, json: bool) -> CliResult {
+        let closed =
+            crate::scheduler::close_solved(&self.store, &self.settings, self.clock.now()).await?;
+        if json {
+            print_json(&serde_json::json!({ "job": "auto_close", "closed": closed }))?;
+        } else {
+            eprintln!("closed {} ticket(s)", closed.len());
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// Reads one message file, or stdin for `-`.
+fn read_message(path: &Path) -> std::io::Result<Vec<u8>> {
+    if path == Path::new("-") {
+        let mut raw = Vec::new();
+        std::io::stdin().read_to_end(&mut raw)?;
+        Ok(raw)
+    } else {
+        std::fs::read(path)
+    }
+}
+
+fn describe(report: &Report) -> String {
+    let mut text = report.outcome.as_str().to_string();
+    if let Some(ticket) = report.ticket {
+        text.push_str(&format!(" #{ticket}"));
+    }
+    if let Some(status) = report.status {
+        text.push_str(&format!(" ({status})"));
+    }
+    if let Some(reason) = report.reason {
+        text.push_str(&format!(": {}", reason.as_str()));
+    }
+    text
+}
+
+/// Messages by outcome, for the end of an `ingest`.
+#[derive(Default)]
+struct Summary {
+    counts: std::collections::BTreeMap<&'static str, usize>,
+    total: usize,
+}
+
+impl Summary {
+    fn add(&mut self, report: &Report) {
+        *self.counts.entry(report.outcome.as_str()).or_default() += 1;
+        self.total += 1;
+    }
+
+    fn line(&self) -> String {
+        let parts: Vec<String> = self
+            .counts
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        format!("{} message(s): {}", self.total, parts.join(", "))
+    }
+}

@@ -1,0 +1,472 @@
+//! The TOML configuration: read, defaulted, validated, with relative paths
+//! resolved against the file's directory. Errors name the file and the key.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::domain::thread::SupportAddress;
+use crate::domain::ticket::{CATEGORIES, DEFAULT_EMERGENCY_MARKERS};
+
+#[derive(Debug, thiserror::Error)]
+#[error("config error in {file}: {message}")]
+pub struct ConfigError {
+    pub file: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    #[serde(skip)]
+    pub config_dir: PathBuf,
+    #[serde(default)]
+    pub database: DatabaseSettings,
+    pub mail: MailSettings,
+    pub imap: Option<ImapSettings>,
+    #[serde(default)]
+    pub outbound: OutboundSettings,
+    pub smtp: Option<SmtpSettings>,
+    #[serde(default)]
+    pub web: WebSettings,
+    pub security: SecuritySettings,
+    #[serde(default)]
+    pub policy: PolicySettings,
+    #[serde(default = "default_categories")]
+    pub categories: BTreeMap<String, String>,
+    #[serde(default)]
+    pub storage: StorageSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    #[serde(default = "default_database_url")]
+    pub url: String,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: default_database_url(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailSettings {
+    pub support_address: String,
+    pub agents_address: Option<String>,
+    pub oncall_address: Option<String>,
+    /// Locale of mail to addresses outside the directory (agents, on-call).
+    #[serde(default = "default_locale")]
+    pub default_locale: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImapSettings {
+    pub host: String,
+    #[serde(default = "default_imap_port")]
+    pub port: u16,
+    #[serde(default = "default_true")]
+    pub tls: bool,
+    pub username: String,
+    pub password: Option<String>,
+    #[serde(default = "default_mailbox")]
+    pub mailbox: String,
+    pub processed_mailbox: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundSettings {
+    #[serde(default = "default_transport")]
+    pub transport: String,
+    #[serde(default = "default_outbox_dir")]
+    pub dir: PathBuf,
+    /// Automatic mails per recipient and hour before further ones are
+    /// suppressed (mail-loop brake).
+    #[serde(default = "default_rate_limit")]
+    pub rate_limit_per_hour: u32,
+}
+
+impl Default for OutboundSettings {
+    fn default() -> Self {
+        Self {
+            transport: default_transport(),
+            dir: default_outbox_dir(),
+            rate_limit_per_hour: default_rate_limit(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpSettings {
+    pub host: String,
+    #[serde(default = "default_smtp_port")]
+    pub port: u16,
+    #[serde(default = "default_true")]
+    pub starttls: bool,
+    #[serde(default)]
+    pub tls: bool,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSettings {
+    #[serde(default = "default_base_url")]
+    pub base_url: String,
+}
+
+impl Default for WebSettings {
+    fn default() -> Self {
+        Self {
+            base_url: default_base_url(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecuritySettings {
+    pub token_secret: String,
+    #[serde(default)]
+    pub trusted_authserv_ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySettings {
+    #[serde(default = "default_reopen_days")]
+    pub reopen_days: i64,
+    #[serde(default = "default_emergency_markers")]
+    pub emergency_markers: Vec<String>,
+}
+
+impl Default for PolicySettings {
+    fn default() -> Self {
+        Self {
+            reopen_days: default_reopen_days(),
+            emergency_markers: default_emergency_markers(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSettings {
+    /// Attachments live under `{data_dir}/attachments`.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        Self {
+            data_dir: default_data_dir(),
+        }
+    }
+}
+
+fn default_database_url() -> String {
+    "sqlite://ticketgate.db".into()
+}
+fn default_locale() -> String {
+    "de".into()
+}
+fn default_imap_port() -> u16 {
+    993
+}
+fn default_smtp_port() -> u16 {
+    587
+}
+fn default_true() -> bool {
+    true
+}
+fn default_mailbox() -> String {
+    "INBOX".into()
+}
+fn default_transport() -> String {
+    "file".into()
+}
+fn default_outbox_dir() -> PathBuf {
+    "outbox".into()
+}
+fn default_rate_limit() -> u32 {
+    20
+}
+fn default_base_url() -> String {
+    "http://localhost:8080".into()
+}
+fn default_reopen_days() -> i64 {
+    14
+}
+fn default_emergency_markers() -> Vec<String> {
+    DEFAULT_EMERGENCY_MARKERS
+        .iter()
+        .map(|m| m.to_string())
+        .collect()
+}
+fn default_data_dir() -> PathBuf {
+    "data".into()
+}
+fn default_categories() -> BTreeMap<String, String> {
+    [
+        ("billing", "billing"),
+        ("onboarding", "onboarding_csm"),
+        ("dev", "developer_support"),
+        ("partner", "partner_custom_code"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+impl Settings {
+    /// Reads and validates `path`. Fails with a message naming the file and
+    /// the offending key or value.
+    pub fn load(path: &Path) -> Result<Settings, ConfigError> {
+        let error = |message: String| ConfigError {
+            file: path.display().to_string(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            error(format!(
+                "cannot read it ({e}); `ticketgate --config {} init` writes a sample",
+                path.display()
+            ))
+        })?;
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        Settings::parse(&text, dir).map_err(error)
+    }
+
+    /// Parses TOML text; `config_dir` anchors relative paths.
+    pub fn parse(text: &str, config_dir: &Path) -> Result<Settings, String> {
+        let mut settings: Settings = toml::from_str(text).map_err(|e| e.to_string())?;
+        settings.config_dir = config_dir.to_path_buf();
+        settings.validate()?;
+        settings.database.url = resolve_database_url(&settings.database.url, config_dir);
+        settings.outbound.dir = config_dir.join(&settings.outbound.dir);
+        settings.storage.data_dir = config_dir.join(&settings.storage.data_dir);
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if SupportAddress::parse(&self.mail.support_address).is_none() {
+            return Err(format!(
+                "[mail] support_address = {:?} is not an email address",
+                self.mail.support_address
+            ));
+        }
+        for (key, address) in [
+            ("agents_address", &self.mail.agents_address),
+            ("oncall_address", &self.mail.oncall_address),
+        ] {
+            if let Some(address) = address {
+                if !address.contains('@') {
+                    return Err(format!(
+                        "[mail] {key} = {address:?} is not an email address"
+                    ));
+                }
+            }
+        }
+        if self.security.token_secret.trim().is_empty() {
+            return Err("[security] token_secret must not be empty".into());
+        }
+        if self.policy.reopen_days < 0 {
+            return Err(format!(
+                "[policy] reopen_days = {} must not be negative",
+                self.policy.reopen_days
+            ));
+        }
+        for (tag, category) in &self.categories {
+            if !CATEGORIES.contains(&category.as_str()) {
+                return Err(format!(
+                    "[categories] {tag} = {category:?} is not a category (one of {})",
+                    CATEGORIES.join(", ")
+                ));
+            }
+        }
+        match self.outbound.transport.as_str() {
+            "file" => {}
+            "smtp" if self.smtp.is_none() => {
+                return Err("[outbound] transport = \"smtp\" needs an [smtp] section".into())
+            }
+            "smtp" => {}
+            other => {
+                return Err(format!(
+                    "[outbound] transport = {other:?} is not a transport (\"file\" or \"smtp\")"
+                ))
+            }
+        }
+        let scheme = self.database.url.split(':').next().unwrap_or_default();
+        if !matches!(scheme, "sqlite" | "postgres" | "postgresql") {
+            return Err(format!(
+                "[database] url = {:?} must start with sqlite:// or postgres://",
+                self.database.url
+            ));
+        }
+        if !self.web.base_url.starts_with("http://") && !self.web.base_url.starts_with("https://") {
+            return Err(format!(
+                "[web] base_url = {:?} must be an http(s) URL",
+                self.web.base_url
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn support(&self) -> SupportAddress {
+        SupportAddress::parse(&self.mail.support_address).expect("validated at load")
+    }
+
+    /// The category a plus-address tag selects; unknown tags select none.
+    pub fn category_for_tag(&self, tag: &str) -> Option<&str> {
+        self.categories.get(tag).map(String::as_str)
+    }
+}
+
+/// `sqlite://relative.db` is relative to the config file, not to wherever
+/// the daemon happens to be started.
+fn resolve_database_url(url: &str, config_dir: &Path) -> String {
+    let Some(rest) = url.strip_prefix("sqlite:") else {
+        return url.to_string();
+    };
+    let rest = rest.trim_start_matches("//");
+    if rest.starts_with(':') || rest.starts_with('/') {
+        return url.to_string();
+    }
+    format!("sqlite://{}", config_dir.join(rest).display())
+}
+
+/// The commented configuration `ticketgate init` writes.
+pub const SAMPLE: &str = r#"# ticketgate configuration. Relative paths are relative to this file.
+
+[database]
+# SQLite by default (a file, zero set-up); postgres://user@host/db for
+# several instances sharing one database.
+url = "sqlite://ticketgate.db"
+
+[mail]
+# Customers write here; plus-addressing (support+billing@…) selects a
+# category and carries the reply tokens of our notifications.
+support_address = "support@example.com"
+# New tickets and customer replies are announced here.
+agents_address = "team@example.com"
+# Urgent tickets ([Notfall], [Emergency]) are announced here too.
+oncall_address = "oncall@example.com"
+# Language of mail to addresses outside the directory: "de" or "en".
+default_locale = "de"
+
+# [imap]                       # the mailbox `ticketgate run` reads
+# host = "imap.example.com"
+# port = 993
+# tls = true
+# username = "support@example.com"
+# password = "…"
+# mailbox = "INBOX"
+# processed_mailbox = "Processed"
+
+[outbound]
+# "file" writes .eml files into `dir` (development); "smtp" uses [smtp].
+transport = "file"
+dir = "outbox"
+# Automatic mails per recipient and hour; more are suppressed (loop brake).
+rate_limit_per_hour = 20
+
+# [smtp]
+# host = "smtp.example.com"
+# port = 587
+# starttls = true
+# username = "…"
+# password = "…"
+
+[web]
+# Ticket links in notifications: {base_url}/tickets/{id}
+base_url = "https://help.example.com"
+
+[security]
+# Signs reply tokens and rating links. Change it, and keep it secret.
+token_secret = "change-me"
+# Authentication-Results from these servers are believed (DMARC/SPF/DKIM).
+trusted_authserv_ids = ["mx.example.com"]
+
+[policy]
+# A solved ticket reopens on a reply within this many days; later it is
+# closed and a reply opens a follow-up ticket.
+reopen_days = 14
+emergency_markers = ["[Notfall]", "Notfall:", "[Emergency]"]
+
+[storage]
+# Attachments are stored under {data_dir}/attachments, by content hash.
+data_dir = "data"
+
+[categories]
+# plus-address tag = category
+billing = "billing"
+onboarding = "onboarding_csm"
+dev = "developer_support"
+partner = "partner_custom_code"
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sample_is_valid_and_resolves_paths() {
+        let settings = Settings::parse(SAMPLE, Path::new("/etc/tg")).unwrap();
+        assert_eq!(settings.database.url, "sqlite:///etc/tg/ticketgate.db");
+        assert_eq!(settings.outbound.dir, PathBuf::from("/etc/tg/outbox"));
+        assert_eq!(settings.policy.reopen_days, 14);
+        assert_eq!(settings.category_for_tag("billing"), Some("billing"));
+        assert_eq!(settings.category_for_tag("whatever"), None);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let minimal =
+            "[mail]\nsupport_address = \"support@example.com\"\n[security]\ntoken_secret = \"x\"\n";
+        assert!(Settings::parse(minimal, Path::new(".")).is_ok());
+
+        let bad_address = minimal.replace("support@example.com", "support");
+        let err = Settings::parse(&bad_address, Path::new(".")).unwrap_err();
+        assert!(err.contains("support_address"), "{err}");
+
+        let bad_category = format!("{minimal}[categories]\nbilling = \"money\"\n");
+        let err = Settings::parse(&bad_category, Path::new(".")).unwrap_err();
+        assert!(err.contains("billing") && err.contains("money"), "{err}");
+
+        let unknown_key = format!("{minimal}[policy]\nreopen_dayz = 3\n");
+        let err = Settings::parse(&unknown_key, Path::new(".")).unwrap_err();
+        assert!(err.contains("reopen_dayz"), "{err}");
+
+        let missing = "[mail]\nsupport_address = \"support@example.com\"\n";
+        let err = Settings::parse(missing, Path::new(".")).unwrap_err();
+        assert!(err.contains("security"), "{err}");
+    }
+
+    #[test]
+    fn absolute_and_memory_databases_stay_as_given() {
+        assert_eq!(
+            resolve_database_url("sqlite:///var/tg.db", Path::new("/x")),
+            "sqlite:///var/tg.db"
+        );
+        assert_eq!(
+            resolve_database_url("sqlite::memory:", Path::new("/x")),
+            "sqlite::memory:"
+        );
+        assert_eq!(
+            resolve_database_url("postgres://localhost/tg", Path::new("/x")),
+            "postgres://localhost/tg"
+        );
+    }
+}

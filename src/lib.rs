@@ -1,0 +1,36 @@
+//! ticketgate: the mail side of a helpdesk. Customers write to `support@`;
+//! ticketgate turns each message into a ticket or a comment and keeps the
+//! customer informed.
+//!
+//! # Layout
+//! - [`cli`]: the command-line contract (SPEC section 8).
+//! - [`config`]: the TOML configuration, validated, paths resolved.
+//! - [`clock`]: the one reader of the wall clock.
+//! - [`domain`]: the rules as pure functions: classifying machine mail,
+//!   authenticating and authorizing senders, threading, the ticket state
+//!   machine.
+//! - [`reply`]: cutting the customer's new text out of a reply (pure).
+//! - [`inbound`]: raw bytes to a parsed mail, and the pipeline that commits
+//!   one outcome per message.
+//! - [`outbound`]: which notifications a change causes, queued in the outbox.
+//! - [`directory`]: the customer directory from CSV.
+//! - [`blobs`]: attachment contents on disk, content-addressed.
+//! - [`store`]: all SQL.
+//!
+//! ```text
+//! raw mail ─▶ parse ─▶ dedup ─▶ classify ─▶ authenticate ─▶ authorize
+//!         ─▶ extract reply ─▶ thread ─▶ apply ticket rules ─▶ one transaction:
+//!            ticket, comment, attachments, outbox rows, message record
+//! ```
+
+pub mod blobs;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod directory;
+pub mod domain;
+pub mod inbound;
+pub mod outbound;
+pub mod reply;
+pub mod scheduler;
+pub mod store;
