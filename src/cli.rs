@@ -174,7 +174,12 @@ type CliResult = Result<ExitCode, Failure>;
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // Commands other than the daemon are one serial conversation with the
+    // database: one thread, kept on one CPU with the database worker.
+    if !matches!(cli.command, Command::Run) {
+        crate::cpu::pin_to_current_cpu();
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
@@ -475,7 +480,15 @@ impl Context {
             store::tickets::set_status(&mut tx, ticket.id, status, now).await?;
         }
         pipeline
-            .notify_requester_of_answer(&mut tx, &ticket, Some(comment_id), public, status, now)
+            .answer_requester(
+                &mut tx,
+                &ticket,
+                Some(comment_id),
+                public,
+                status,
+                None,
+                now,
+            )
             .await?;
         tx.commit().await?;
         self.print_ticket_state(ticket.id, status, args.json)
@@ -494,7 +507,7 @@ impl Context {
             Status::Open | Status::Pending => {
                 store::tickets::set_status(&mut tx, id, Status::Solved, now).await?;
                 pipeline
-                    .notify_requester_of_answer(&mut tx, &ticket, None, false, Status::Solved, now)
+                    .answer_requester(&mut tx, &ticket, None, false, Status::Solved, None, now)
                     .await?;
             }
         }
@@ -537,7 +550,7 @@ impl Context {
                     .ok_or_else(|| Failure::Other(format!("no suspended message {id}")))?;
                 store::suspended::delete(&mut tx, id).await?;
                 let report = pipeline
-                    .process(&mut tx, &raw, self.clock.now(), Delivery::Released)
+                    .process_one(&mut tx, &raw, self.clock.now(), Delivery::Released)
                     .await?;
                 tx.commit().await?;
                 if json {

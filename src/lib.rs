@@ -27,6 +27,7 @@ pub mod blobs;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod cpu;
 pub mod directory;
 pub mod domain;
 pub mod inbound;

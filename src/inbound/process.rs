@@ -3,6 +3,7 @@
 //! given, so the caller decides the transaction; nothing is sent here, only
 //! queued in the outbox.
 
+use std::collections::{HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use serde::Serialize;
@@ -19,7 +20,7 @@ use crate::domain::ticket::{
     CustomerAction, Priority, Status, DEFAULT_CATEGORY,
 };
 use crate::inbound::parse::parse;
-use crate::outbound::enqueue::{enqueue, Event, Recipient, Topic};
+use crate::outbound::enqueue::{Event, Notifications, Recipient, Topic, MAX_REFERENCES};
 use crate::reply;
 use crate::store::{self, tickets::Ticket, Conn};
 
@@ -130,12 +131,26 @@ pub enum Delivery {
 struct Prepared {
     message_id: String,
     mail: Option<InboundMail>,
+    /// Why there is no mail, when there is none.
+    failure: &'static str,
     reply: String,
     full_text: String,
 }
 
 impl Prepared {
+    /// Parses and extracts; a panic in either (a bug, never the sender's
+    /// fault) leaves a message without mail, which is suspended.
     fn new(raw: &[u8]) -> Prepared {
+        catch_unwind(AssertUnwindSafe(|| Prepared::parse(raw))).unwrap_or_else(|_| Prepared {
+            message_id: hashed_message_id(raw),
+            mail: None,
+            failure: "the message could not be parsed",
+            reply: String::new(),
+            full_text: String::new(),
+        })
+    }
+
+    fn parse(raw: &[u8]) -> Prepared {
         let mail = parse(raw);
         let message_id = mail
             .as_ref()
@@ -154,6 +169,7 @@ impl Prepared {
         Prepared {
             message_id,
             mail,
+            failure: "not a mail message (no header section)",
             reply,
             full_text,
         }
@@ -164,6 +180,53 @@ impl Prepared {
 /// same file ingested twice is still a duplicate.
 pub fn hashed_message_id(raw: &[u8]) -> String {
     format!("<{}@sha256.ticketgate>", blobs::hex(&Sha256::digest(raw)))
+}
+
+/// What one batch of messages knows beyond the database, and the records it
+/// writes at its end: every statement is a round trip, so lookups that the
+/// batch can answer itself are not asked of the database.
+#[derive(Default)]
+struct Batch {
+    /// Message-IDs processed before or earlier in this batch.
+    known: HashSet<String>,
+    people: HashMap<String, Option<Person>>,
+    records: Vec<store::messages::Record>,
+}
+
+impl Batch {
+    async fn prefetch(conn: &mut Conn, prepared: &[Prepared]) -> Result<Batch, sqlx::Error> {
+        let ids: Vec<&str> = prepared.iter().map(|p| p.message_id.as_str()).collect();
+        let known = store::messages::known_among(conn, &ids).await?;
+        Ok(Batch {
+            known: known.into_iter().collect(),
+            ..Default::default()
+        })
+    }
+
+    async fn person(
+        &mut self,
+        conn: &mut Conn,
+        email: &str,
+    ) -> Result<Option<Person>, sqlx::Error> {
+        if let Some(person) = self.people.get(email) {
+            return Ok(person.clone());
+        }
+        let person = store::directory::person_by_email(conn, email).await?;
+        self.people.insert(email.to_string(), person.clone());
+        Ok(person)
+    }
+
+    fn record(&mut self, report: &Report) {
+        if report.outcome == Outcome::Duplicate {
+            return;
+        }
+        self.records.push(store::messages::Record {
+            message_id: report.message_id.clone(),
+            outcome: report.outcome.as_str(),
+            reason: report.reason.map(Reason::as_str),
+            ticket_id: report.ticket,
+        });
+    }
 }
 
 /// The pipeline with its settings; cheap to build once per run.
@@ -188,97 +251,160 @@ impl Pipeline {
         &self.signer
     }
 
-    /// Processes one message inside a savepoint of `tx`: a message that
-    /// fails is rolled back alone and suspended as `processing_error`, so
-    /// it never blocks the ones after it. Fails only when even that record
-    /// cannot be written (the database is gone).
-    pub async fn process(
+    /// Processes `raws` in one transaction: one durable commit for the
+    /// batch. The reports count only once this returns. If the batch fails
+    /// (one message trips the database or the attachment store), it is
+    /// rolled back and its messages are committed one by one, so the bad
+    /// one is suspended as `processing_error` and the others go in. Fails
+    /// only when even that is impossible (the database is gone).
+    pub async fn process_batch(
         &self,
-        tx: &mut Conn,
+        store: &store::Store,
+        raws: &[Vec<u8>],
+        now: i64,
+    ) -> Result<Vec<Report>, PipelineError> {
+        let prepared: Vec<Prepared> = raws.iter().map(|raw| Prepared::new(raw)).collect();
+        match self.commit(store, raws, &prepared, now).await {
+            Ok(reports) => Ok(reports),
+            Err(error) => {
+                tracing::warn!(%error, messages = raws.len(), "batch failed; committing its messages one by one");
+                let mut reports = Vec::with_capacity(raws.len());
+                for (raw, prepared) in raws.iter().zip(&prepared) {
+                    reports.push(self.commit_alone(store, raw, prepared, now).await?);
+                }
+                Ok(reports)
+            }
+        }
+    }
+
+    async fn commit(
+        &self,
+        store: &store::Store,
+        raws: &[Vec<u8>],
+        prepared: &[Prepared],
+        now: i64,
+    ) -> Result<Vec<Report>, PipelineError> {
+        let mut tx = store.begin().await?;
+        let mut batch = Batch::prefetch(&mut tx, prepared).await?;
+        let mut reports = Vec::with_capacity(raws.len());
+        for (raw, prepared) in raws.iter().zip(prepared) {
+            let report = self
+                .apply(&mut tx, &mut batch, prepared, raw, now, Delivery::Fresh)
+                .await?;
+            batch.record(&report);
+            reports.push(report);
+        }
+        store::messages::record_all(&mut tx, &batch.records, now).await?;
+        tx.commit().await?;
+        Ok(reports)
+    }
+
+    async fn commit_alone(
+        &self,
+        store: &store::Store,
+        raw: &[u8],
+        prepared: &Prepared,
+        now: i64,
+    ) -> Result<Report, PipelineError> {
+        let raws = [raw.to_vec()];
+        match self
+            .commit(store, &raws, std::slice::from_ref(prepared), now)
+            .await
+        {
+            Ok(mut reports) => Ok(reports.remove(0)),
+            Err(error) => {
+                tracing::warn!(message_id = %prepared.message_id, %error, "processing failed; suspending");
+                let mut tx = store.begin().await?;
+                let report = self
+                    .suspend_failed(&mut tx, prepared, raw, &error.to_string(), now)
+                    .await?;
+                tx.commit().await?;
+                Ok(report)
+            }
+        }
+    }
+
+    /// Processes one message on `conn` (the caller's transaction) inside a
+    /// savepoint, for `suspended release`: a failure suspends it again as
+    /// `processing_error`.
+    pub async fn process_one(
+        &self,
+        conn: &mut Conn,
         raw: &[u8],
         now: i64,
         delivery: Delivery,
     ) -> Result<Report, PipelineError> {
         use sqlx::Connection;
 
-        let prepared = match catch_unwind(AssertUnwindSafe(|| Prepared::new(raw))) {
-            Ok(prepared) => prepared,
-            Err(_) => {
-                let message_id = hashed_message_id(raw);
-                let detail = "the message could not be parsed";
-                return self
-                    .suspend_failed(tx, &message_id, None, raw, detail, now)
-                    .await;
-            }
-        };
-
-        let mut savepoint = tx.begin().await?;
-        match self
-            .apply(&mut savepoint, &prepared, raw, now, delivery)
+        let prepared = Prepared::new(raw);
+        let mut batch = Batch::prefetch(conn, std::slice::from_ref(&prepared)).await?;
+        let mut savepoint = conn.begin().await?;
+        let report = match self
+            .apply(&mut savepoint, &mut batch, &prepared, raw, now, delivery)
             .await
         {
             Ok(report) => {
                 savepoint.commit().await?;
-                Ok(report)
+                report
             }
             Err(error) => {
                 savepoint.rollback().await?;
-                tracing::warn!(message_id = %prepared.message_id, %error, "processing failed");
-                self.suspend_failed(
-                    tx,
-                    &prepared.message_id,
-                    prepared.mail.as_ref(),
-                    raw,
-                    &error.to_string(),
-                    now,
-                )
-                .await
+                return self
+                    .suspend_failed(conn, &prepared, raw, &error.to_string(), now)
+                    .await;
             }
-        }
+        };
+        batch.record(&report);
+        store::messages::record_all(conn, &batch.records, now).await?;
+        Ok(report)
     }
 
     async fn suspend_failed(
         &self,
         conn: &mut Conn,
-        message_id: &str,
-        mail: Option<&InboundMail>,
+        prepared: &Prepared,
         raw: &[u8],
         detail: &str,
         now: i64,
     ) -> Result<Report, PipelineError> {
-        Ok(suspend(
+        let report = suspend(
             conn,
-            message_id,
-            mail,
+            &prepared.message_id,
+            prepared.mail.as_ref(),
             raw,
             Reason::ProcessingError,
             Some(detail),
             now,
         )
-        .await?)
+        .await?;
+        let mut batch = Batch::default();
+        batch.record(&report);
+        store::messages::record_all(conn, &batch.records, now).await?;
+        Ok(report)
     }
 
     async fn apply(
         &self,
         conn: &mut Conn,
+        batch: &mut Batch,
         prepared: &Prepared,
         raw: &[u8],
         now: i64,
         delivery: Delivery,
     ) -> Result<Report, PipelineError> {
         let message_id = prepared.message_id.as_str();
-        if delivery == Delivery::Fresh && store::messages::is_known(conn, message_id).await? {
+        if !batch.known.insert(message_id.to_string()) && delivery == Delivery::Fresh {
             return Ok(Report::new(message_id, Outcome::Duplicate));
         }
         let Some(mail) = &prepared.mail else {
-            let detail = "not a mail message (no header section)";
+            let detail = Some(prepared.failure);
             return Ok(suspend(
                 conn,
                 message_id,
                 None,
                 raw,
                 Reason::ProcessingError,
-                Some(detail),
+                detail,
                 now,
             )
             .await?);
@@ -296,15 +422,6 @@ impl Pipeline {
                     Reason::Bounce
                 }
             };
-            store::messages::record(
-                conn,
-                message_id,
-                "ignored",
-                Some(reason.as_str()),
-                None,
-                now,
-            )
-            .await?;
             return Ok(Report::new(message_id, Outcome::Ignored).with_reason(reason));
         }
 
@@ -322,7 +439,7 @@ impl Pipeline {
         }
 
         let person = match &mail.from {
-            Some(from) => store::directory::person_by_email(conn, from).await?,
+            Some(from) => batch.person(conn, from).await?,
             None => None,
         };
         let Some(person) = person else {
@@ -348,20 +465,21 @@ impl Pipeline {
                 now,
             )
             .await?;
+            let mut notice = Notifications::default();
+            notice.add(Event::NotKeyUser, Recipient::person(&person), None);
             let topic = Topic::Message {
                 subject: &mail.subject,
-                message_id,
             };
-            enqueue(
-                conn,
-                &self.support,
-                Event::NotKeyUser,
-                topic,
-                None,
-                Recipient::person(&person),
-                now,
-            )
-            .await?;
+            notice
+                .enqueue(
+                    conn,
+                    &self.support,
+                    topic,
+                    &[message_id.to_string()],
+                    None,
+                    now,
+                )
+                .await?;
             return Ok(report);
         }
 
@@ -376,24 +494,11 @@ impl Pipeline {
             full_text: &prepared.full_text,
             now,
         };
-        let report = match (person.role, ticket) {
-            (Role::Agent, Some(ticket)) => self.agent_writes(conn, &inbound, ticket).await?,
-            (_, Some(ticket)) => self.customer_writes(conn, &inbound, ticket).await?,
-            (_, None) => self.open_ticket(conn, &inbound, None).await?,
-        };
-        store::messages::record(
-            conn,
-            message_id,
-            report.outcome.as_str(),
-            None,
-            report.ticket,
-            now,
-        )
-        .await?;
-        if let Some(ticket) = report.ticket {
-            store::messages::add_ref(conn, message_id, ticket, now).await?;
+        match (person.role, ticket) {
+            (Role::Agent, Some(ticket)) => self.agent_writes(conn, &inbound, ticket).await,
+            (_, Some(ticket)) => self.customer_writes(conn, &inbound, ticket).await,
+            (_, None) => self.open_ticket(conn, &inbound, None).await,
         }
-        Ok(report)
     }
 
     /// The first hint, in the spec's order, naming a ticket this person may
@@ -466,44 +571,36 @@ impl Pipeline {
             },
         )
         .await?;
-        // Threading must know the customer's own mail before notifications
-        // compute their References.
-        store::messages::add_ref(conn, inbound.message_id, id, now).await?;
         let comment_id = self
             .add_comment(conn, id, inbound, inbound.body, true)
             .await?;
 
-        let topic = || Topic::Ticket {
+        let (event, outcome) = match followup_of {
+            Some(_) => (Event::FollowupCreated, Outcome::Followup),
+            None => (Event::TicketCreated, Outcome::Created),
+        };
+        let mut notifications = Notifications::default();
+        notifications.add(event, Recipient::person(inbound.person), Some(comment_id));
+        self.add_team(&mut notifications, Event::AgentNewTicket, comment_id);
+        if urgent {
+            self.add_oncall(&mut notifications, comment_id);
+        }
+        let topic = Topic::Ticket {
             id,
             subject: &subject,
         };
-        let event = if followup_of.is_some() {
-            Event::FollowupCreated
-        } else {
-            Event::TicketCreated
-        };
-        let person = inbound.person;
-        enqueue(
-            conn,
-            &self.support,
-            event,
-            topic(),
-            Some(comment_id),
-            Recipient::person(person),
-            now,
-        )
-        .await?;
-        self.notify_team(conn, Event::AgentNewTicket, topic(), comment_id, now)
+        let references = [inbound.message_id.to_string()];
+        notifications
+            .enqueue(
+                conn,
+                &self.support,
+                topic,
+                &references,
+                Some(inbound.message_id),
+                now,
+            )
             .await?;
-        if urgent {
-            self.notify_oncall(conn, topic(), comment_id, now).await?;
-        }
 
-        let outcome = if followup_of.is_some() {
-            Outcome::Followup
-        } else {
-            Outcome::Created
-        };
         let mut report = Report::new(inbound.message_id, outcome).on_ticket(id, Status::Open);
         report.followup_of = followup_of.map(|t| t.id);
         Ok(report)
@@ -528,13 +625,11 @@ impl Pipeline {
         let comment_id = self
             .add_comment(conn, ticket.id, inbound, inbound.body, true)
             .await?;
-        store::tickets::set_status(conn, ticket.id, Status::Open, now).await?;
-        let topic = || Topic::Ticket {
-            id: ticket.id,
-            subject: &ticket.subject,
-        };
-        self.notify_team(conn, Event::AgentCustomerReply, topic(), comment_id, now)
-            .await?;
+        if ticket.status != Status::Open {
+            store::tickets::set_status(conn, ticket.id, Status::Open, now).await?;
+        }
+        let mut notifications = Notifications::default();
+        self.add_team(&mut notifications, Event::AgentCustomerReply, comment_id);
         let escalated = ticket.priority != Priority::Urgent.as_str()
             && is_emergency(
                 &inbound.mail.subject,
@@ -542,8 +637,10 @@ impl Pipeline {
             );
         if escalated {
             store::tickets::set_priority(conn, ticket.id, Priority::Urgent.as_str()).await?;
-            self.notify_oncall(conn, topic(), comment_id, now).await?;
+            self.add_oncall(&mut notifications, comment_id);
         }
+        self.enqueue_on_ticket(conn, notifications, &ticket, Some(inbound.message_id), now)
+            .await?;
         let outcome = match action {
             CustomerAction::Reopen => Outcome::Reopened,
             _ => Outcome::Appended,
@@ -552,7 +649,8 @@ impl Pipeline {
     }
 
     /// An agent answering by mail: commands first, then the comment. A
-    /// closed ticket accepts no comments, so the answer opens a follow-up.
+    /// closed ticket accepts no comments, so the answer opens a follow-up
+    /// for the same requester.
     async fn agent_writes(
         &self,
         conn: &mut Conn,
@@ -576,7 +674,6 @@ impl Pipeline {
                 },
             )
             .await?;
-            store::messages::add_ref(conn, inbound.message_id, id, now).await?;
             let new = store::tickets::get(conn, id)
                 .await?
                 .ok_or(sqlx::Error::RowNotFound)?;
@@ -584,9 +681,6 @@ impl Pipeline {
         } else {
             (ticket, Outcome::Appended)
         };
-        let followup_of = (outcome == Outcome::Followup)
-            .then_some(ticket.followup_of)
-            .flatten();
 
         let public = !commands.internal;
         let comment_id = self
@@ -599,56 +693,75 @@ impl Pipeline {
         if commands.urgent && ticket.priority != Priority::Urgent.as_str() {
             store::tickets::set_priority(conn, ticket.id, Priority::Urgent.as_str()).await?;
         }
-        self.notify_requester_of_answer(conn, &ticket, Some(comment_id), public, status, now)
-            .await?;
+        self.answer_requester(
+            conn,
+            &ticket,
+            Some(comment_id),
+            public,
+            status,
+            Some(inbound.message_id),
+            now,
+        )
+        .await?;
         let mut report = Report::new(inbound.message_id, outcome).on_ticket(ticket.id, status);
-        report.followup_of = followup_of;
+        report.followup_of = ticket.followup_of.filter(|_| outcome == Outcome::Followup);
         Ok(report)
     }
 
-    /// The requester hears of a public answer, and of a solve with the
-    /// rating request.
-    pub async fn notify_requester_of_answer(
+    /// Queues what the requester hears of an agent's change: a public
+    /// answer, and a solve with the rating request. `inbound` is the
+    /// agent's mail, when the change came by mail.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn answer_requester(
         &self,
         conn: &mut Conn,
         ticket: &Ticket,
         comment_id: Option<i64>,
         public: bool,
         status: Status,
+        inbound: Option<&str>,
         now: i64,
     ) -> Result<(), sqlx::Error> {
         let requester = store::directory::person_by_id(conn, ticket.requester_id)
             .await?
             .ok_or(sqlx::Error::RowNotFound)?;
-        let topic = || Topic::Ticket {
+        let mut notifications = Notifications::default();
+        if public {
+            notifications.add(Event::AgentReply, Recipient::person(&requester), comment_id);
+        }
+        if status == Status::Solved && ticket.status != Status::Solved {
+            notifications.add(
+                Event::TicketSolved,
+                Recipient::person(&requester),
+                comment_id,
+            );
+        }
+        self.enqueue_on_ticket(conn, notifications, ticket, inbound, now)
+            .await
+    }
+
+    /// Queues notifications on an existing ticket, threaded after its
+    /// conversation so far (and after `inbound`, the mail that caused them).
+    async fn enqueue_on_ticket(
+        &self,
+        conn: &mut Conn,
+        notifications: Notifications,
+        ticket: &Ticket,
+        inbound: Option<&str>,
+        now: i64,
+    ) -> Result<(), sqlx::Error> {
+        let mut references =
+            store::messages::refs_for_ticket(conn, ticket.id, MAX_REFERENCES).await?;
+        if let Some(inbound) = inbound {
+            references.push(inbound.to_string());
+        }
+        let topic = Topic::Ticket {
             id: ticket.id,
             subject: &ticket.subject,
         };
-        if public {
-            enqueue(
-                conn,
-                &self.support,
-                Event::AgentReply,
-                topic(),
-                comment_id,
-                Recipient::person(&requester),
-                now,
-            )
-            .await?;
-        }
-        if status == Status::Solved && ticket.status != Status::Solved {
-            enqueue(
-                conn,
-                &self.support,
-                Event::TicketSolved,
-                topic(),
-                comment_id,
-                Recipient::person(&requester),
-                now,
-            )
-            .await?;
-        }
-        Ok(())
+        notifications
+            .enqueue(conn, &self.support, topic, &references, inbound, now)
+            .await
     }
 
     async fn add_comment(
@@ -687,55 +800,23 @@ impl Pipeline {
         Ok(comment_id)
     }
 
-    async fn notify_team(
-        &self,
-        conn: &mut Conn,
-        event: Event,
-        topic: Topic<'_>,
-        comment_id: i64,
-        now: i64,
-    ) -> Result<(), sqlx::Error> {
+    fn add_team(&self, notifications: &mut Notifications, event: Event, comment_id: i64) {
         if let Some(team) = &self.settings.mail.agents_address {
-            enqueue(
-                conn,
-                &self.support,
-                event,
-                topic,
-                Some(comment_id),
-                Recipient {
-                    address: team,
-                    locale: &self.settings.mail.default_locale,
-                },
-                now,
-            )
-            .await?;
+            notifications.add(event, self.staff(team), Some(comment_id));
         }
-        Ok(())
     }
 
-    async fn notify_oncall(
-        &self,
-        conn: &mut Conn,
-        topic: Topic<'_>,
-        comment_id: i64,
-        now: i64,
-    ) -> Result<(), sqlx::Error> {
+    fn add_oncall(&self, notifications: &mut Notifications, comment_id: i64) {
         if let Some(oncall) = &self.settings.mail.oncall_address {
-            enqueue(
-                conn,
-                &self.support,
-                Event::UrgentTicket,
-                topic,
-                Some(comment_id),
-                Recipient {
-                    address: oncall,
-                    locale: &self.settings.mail.default_locale,
-                },
-                now,
-            )
-            .await?;
+            notifications.add(Event::UrgentTicket, self.staff(oncall), Some(comment_id));
         }
-        Ok(())
+    }
+
+    fn staff(&self, address: &str) -> Recipient {
+        Recipient {
+            address: address.to_string(),
+            locale: self.settings.mail.default_locale.clone(),
+        }
     }
 }
 
@@ -751,7 +832,7 @@ struct Inbound<'a> {
     now: i64,
 }
 
-/// Keeps the message whole in the suspended queue and records the outcome.
+/// Keeps the message whole in the suspended queue.
 async fn suspend(
     conn: &mut Conn,
     message_id: &str,
@@ -774,34 +855,5 @@ async fn suspend(
         },
     )
     .await?;
-    store::messages::record(
-        conn,
-        message_id,
-        "suspended",
-        Some(reason.as_str()),
-        None,
-        now,
-    )
-    .await?;
     Ok(Report::new(message_id, Outcome::Suspended).with_reason(reason))
-}
-
-impl Pipeline {
-    /// Processes `raws` in one transaction (one durable commit for the
-    /// batch, one savepoint per message). The reports count only once this
-    /// returns: before, nothing of the batch is committed.
-    pub async fn process_batch(
-        &self,
-        store: &store::Store,
-        raws: &[Vec<u8>],
-        now: i64,
-    ) -> Result<Vec<Report>, PipelineError> {
-        let mut tx = store.begin().await?;
-        let mut reports = Vec::with_capacity(raws.len());
-        for raw in raws {
-            reports.push(self.process(&mut tx, raw, now, Delivery::Fresh).await?);
-        }
-        tx.commit().await?;
-        Ok(reports)
-    }
 }

@@ -1,9 +1,11 @@
 //! Queues notifications in the outbox, in the caller's transaction, with
 //! the headers that make replies thread back (subject tag, Message-ID,
-//! In-Reply-To/References).
+//! In-Reply-To/References). All notifications one change causes are written
+//! together: one statement for the rows, one for their Message-IDs.
 
 use rand::Rng;
 
+use crate::domain::sender::Person;
 use crate::domain::thread::SupportAddress;
 use crate::store::{self, Conn};
 
@@ -40,7 +42,23 @@ impl Event {
     }
 }
 
-/// What a notification is about.
+/// Who gets a notification, and in which language.
+#[derive(Debug, Clone)]
+pub struct Recipient {
+    pub address: String,
+    pub locale: String,
+}
+
+impl Recipient {
+    pub fn person(person: &Person) -> Self {
+        Recipient {
+            address: person.email.clone(),
+            locale: person.locale.clone(),
+        }
+    }
+}
+
+/// What the notifications are about.
 pub enum Topic<'a> {
     Ticket {
         id: i64,
@@ -49,91 +67,88 @@ pub enum Topic<'a> {
     /// A message that did not become a ticket (the not-key-user notice).
     Message {
         subject: &'a str,
-        message_id: &'a str,
     },
 }
 
-/// Who gets a notification, and in which language.
-#[derive(Debug, Clone, Copy)]
-pub struct Recipient<'a> {
-    pub address: &'a str,
-    pub locale: &'a str,
-}
-
-impl<'a> Recipient<'a> {
-    pub fn person(person: &'a crate::domain::sender::Person) -> Self {
-        Recipient {
-            address: &person.email,
-            locale: &person.locale,
-        }
-    }
-}
-
 /// How many Message-IDs a References header carries at most.
-const MAX_REFERENCES: i64 = 20;
+pub const MAX_REFERENCES: i64 = 20;
 
-/// Queues one notification and registers its Message-ID for threading.
-pub async fn enqueue(
-    conn: &mut Conn,
-    support: &SupportAddress,
-    event: Event,
-    topic: Topic<'_>,
-    comment_id: Option<i64>,
-    to: Recipient<'_>,
-    now: i64,
-) -> Result<i64, sqlx::Error> {
-    let recipients = vec![to.address.to_string()];
-    let locale = to.locale;
-    match topic {
-        Topic::Ticket { id, subject } => {
-            let references = store::messages::refs_for_ticket(conn, id, MAX_REFERENCES).await?;
-            let message_id = new_message_id(Some(id), event, &support.domain);
-            let subject = format!("[#{id}] {}", single_line(subject));
-            let outbox_id = store::outbox::enqueue(
-                conn,
+/// The notifications one change causes, queued together.
+#[derive(Default)]
+pub struct Notifications {
+    items: Vec<(Event, Recipient, Option<i64>)>,
+}
+
+impl Notifications {
+    pub fn add(&mut self, event: Event, to: Recipient, comment_id: Option<i64>) {
+        self.items.push((event, to, comment_id));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Writes the rows. `references` is the conversation so far, oldest
+    /// first, ending with the message being answered. For a ticket, the new
+    /// Message-IDs are registered for threading together with `also_ref`
+    /// (the inbound message that caused them).
+    pub async fn enqueue(
+        self,
+        conn: &mut Conn,
+        support: &SupportAddress,
+        topic: Topic<'_>,
+        references: &[String],
+        also_ref: Option<&str>,
+        now: i64,
+    ) -> Result<(), sqlx::Error> {
+        let (ticket_id, subject) = match topic {
+            Topic::Ticket { id, subject } => {
+                (Some(id), format!("[#{id}] {}", single_line(subject)))
+            }
+            Topic::Message { subject } => (None, format!("Re: {}", single_line(subject))),
+        };
+        let message_ids: Vec<String> = self
+            .items
+            .iter()
+            .map(|(event, _, _)| new_message_id(ticket_id, *event, &support.domain))
+            .collect();
+        let recipients: Vec<Vec<String>> = self
+            .items
+            .iter()
+            .map(|(_, to, _)| vec![to.address.clone()])
+            .collect();
+        let rows: Vec<store::outbox::NewNotification> = self
+            .items
+            .iter()
+            .zip(&message_ids)
+            .zip(&recipients)
+            .map(|(((event, to, comment_id), message_id), recipients)| {
                 store::outbox::NewNotification {
                     event: event.as_str(),
-                    ticket_id: Some(id),
-                    comment_id,
-                    recipients: &recipients,
-                    locale,
+                    ticket_id,
+                    comment_id: *comment_id,
+                    recipients,
+                    locale: &to.locale,
                     subject: &subject,
-                    message_id: &message_id,
+                    message_id,
                     in_reply_to: references.last().map(String::as_str),
-                    references: &references,
+                    references,
                     automatic: event.is_automatic(),
                     now,
-                },
-            )
-            .await?;
-            store::messages::add_ref(conn, &message_id, id, now).await?;
-            Ok(outbox_id)
+                }
+            })
+            .collect();
+        if !rows.is_empty() {
+            store::outbox::enqueue_all(conn, &rows).await?;
         }
-        Topic::Message {
-            subject,
-            message_id: replied_to,
-        } => {
-            let message_id = new_message_id(None, event, &support.domain);
-            let subject = format!("Re: {}", single_line(subject));
-            let references = vec![replied_to.to_string()];
-            store::outbox::enqueue(
-                conn,
-                store::outbox::NewNotification {
-                    event: event.as_str(),
-                    ticket_id: None,
-                    comment_id,
-                    recipients: &recipients,
-                    locale,
-                    subject: &subject,
-                    message_id: &message_id,
-                    in_reply_to: Some(replied_to),
-                    references: &references,
-                    automatic: event.is_automatic(),
-                    now,
-                },
-            )
-            .await
+        if let Some(ticket_id) = ticket_id {
+            let refs: Vec<&str> = also_ref
+                .into_iter()
+                .chain(message_ids.iter().map(String::as_str))
+                .collect();
+            store::messages::add_refs(conn, &refs, ticket_id, now).await?;
         }
+        Ok(())
     }
 }
 

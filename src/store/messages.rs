@@ -5,58 +5,86 @@ use sqlx::Row;
 
 use super::Conn;
 
-pub async fn is_known(conn: &mut Conn, message_id: &str) -> Result<bool, sqlx::Error> {
-    Ok(
-        sqlx::query("SELECT 1 AS one FROM messages WHERE message_id = $1")
-            .bind(message_id)
-            .fetch_optional(&mut *conn)
-            .await?
-            .is_some(),
-    )
+/// Which of `message_ids` were processed before.
+pub async fn known_among(
+    conn: &mut Conn,
+    message_ids: &[&str],
+) -> Result<Vec<String>, sqlx::Error> {
+    if message_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list: Vec<String> = (1..=message_ids.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT message_id FROM messages WHERE message_id IN ({})",
+        list.join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for id in message_ids {
+        query = query.bind(*id);
+    }
+    query
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|row| row.try_get("message_id"))
+        .collect()
 }
 
-/// Records a message's outcome; a released message overwrites its earlier
-/// (suspended) record.
-pub async fn record(
-    conn: &mut Conn,
-    message_id: &str,
-    outcome: &str,
-    reason: Option<&str>,
-    ticket_id: Option<i64>,
-    now: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO messages (message_id, outcome, reason, ticket_id, processed_at)
-         VALUES ($1, $2, $3, $4, $5)
+/// A processed message's outcome, for deduplication and the log.
+pub struct Record {
+    pub message_id: String,
+    pub outcome: &'static str,
+    pub reason: Option<&'static str>,
+    pub ticket_id: Option<i64>,
+}
+
+/// Records outcomes in one statement; a released message overwrites its
+/// earlier (suspended) record.
+pub async fn record_all(conn: &mut Conn, records: &[Record], now: i64) -> Result<(), sqlx::Error> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "INSERT INTO messages (message_id, outcome, reason, ticket_id, processed_at) VALUES {}
          ON CONFLICT (message_id) DO UPDATE SET outcome = excluded.outcome,
              reason = excluded.reason, ticket_id = excluded.ticket_id,
              processed_at = excluded.processed_at",
-    )
-    .bind(message_id)
-    .bind(outcome)
-    .bind(reason)
-    .bind(ticket_id)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
+        super::placeholders(records.len(), 5)
+    );
+    let mut query = sqlx::query(&sql);
+    for r in records {
+        query = query
+            .bind(r.message_id.as_str())
+            .bind(r.outcome)
+            .bind(r.reason)
+            .bind(r.ticket_id)
+            .bind(now);
+    }
+    query.execute(&mut *conn).await?;
     Ok(())
 }
 
-pub async fn add_ref(
+/// Registers Message-IDs that thread into `ticket_id`; known ones keep
+/// their ticket.
+pub async fn add_refs(
     conn: &mut Conn,
-    message_id: &str,
+    message_ids: &[&str],
     ticket_id: i64,
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO message_refs (message_id, ticket_id, created_at) VALUES ($1, $2, $3)
+    if message_ids.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "INSERT INTO message_refs (message_id, ticket_id, created_at) VALUES {}
          ON CONFLICT (message_id) DO NOTHING",
-    )
-    .bind(message_id)
-    .bind(ticket_id)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
+        super::placeholders(message_ids.len(), 3)
+    );
+    let mut query = sqlx::query(&sql);
+    for id in message_ids {
+        query = query.bind(*id).bind(ticket_id).bind(now);
+    }
+    query.execute(&mut *conn).await?;
     Ok(())
 }
 

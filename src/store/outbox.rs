@@ -20,27 +20,33 @@ pub struct NewNotification<'a> {
     pub now: i64,
 }
 
-pub async fn enqueue(conn: &mut Conn, n: NewNotification<'_>) -> Result<i64, sqlx::Error> {
-    let recipients = serde_json::to_string(n.recipients).expect("strings serialize");
-    sqlx::query(
+/// Inserts the rows in one statement.
+pub async fn enqueue_all(conn: &mut Conn, rows: &[NewNotification<'_>]) -> Result<(), sqlx::Error> {
+    let sql = format!(
         "INSERT INTO outbox (event, ticket_id, comment_id, recipients, locale, subject, message_id,
-             in_reply_to, refs, automatic, state, next_attempt_at, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'queued', $11, $11) RETURNING id",
-    )
-    .bind(n.event)
-    .bind(n.ticket_id)
-    .bind(n.comment_id)
-    .bind(recipients)
-    .bind(n.locale)
-    .bind(n.subject)
-    .bind(n.message_id)
-    .bind(n.in_reply_to)
-    .bind(n.references.join(" "))
-    .bind(n.automatic as i64)
-    .bind(n.now)
-    .fetch_one(&mut *conn)
-    .await?
-    .try_get("id")
+             in_reply_to, refs, automatic, state, next_attempt_at, created_at) VALUES {}",
+        super::placeholders(rows.len(), 13)
+    );
+    let mut query = sqlx::query(&sql);
+    for n in rows {
+        let recipients = serde_json::to_string(n.recipients).expect("strings serialize");
+        query = query
+            .bind(n.event)
+            .bind(n.ticket_id)
+            .bind(n.comment_id)
+            .bind(recipients)
+            .bind(n.locale)
+            .bind(n.subject)
+            .bind(n.message_id)
+            .bind(n.in_reply_to)
+            .bind(n.references.join(" "))
+            .bind(n.automatic as i64)
+            .bind("queued")
+            .bind(n.now)
+            .bind(n.now);
+    }
+    query.execute(&mut *conn).await?;
+    Ok(())
 }
 
 /// Marks the notifications a bounce refers to; returns how many matched.
