@@ -13,6 +13,7 @@ use crate::config::{Settings, SAMPLE};
 use crate::domain::sender::Role;
 use crate::domain::ticket::Status;
 use crate::inbound::process::{Delivery, Pipeline, Report};
+use crate::outbound::deliver::{Deliverer, Scope};
 use crate::store::{self, Store};
 
 #[derive(Parser, Debug)]
@@ -139,7 +140,10 @@ enum OutboxCommand {
         json: bool,
     },
     /// Deliver queued mail now.
-    Flush,
+    Flush {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// A command's failure and the exit code it maps to.
@@ -298,10 +302,7 @@ impl Context {
             Command::Ticket(command) => self.ticket(command).await,
             Command::Suspended(command) => self.suspended(command).await,
             Command::Outbox(OutboxCommand::List { json }) => self.outbox_list(json).await,
-            Command::Outbox(OutboxCommand::Flush) => Err(Failure::Other(
-                "outbox delivery is not available in this version; `outbox list` shows the queue"
-                    .into(),
-            )),
+            Command::Outbox(OutboxCommand::Flush { json }) => self.outbox_flush(json).await,
             Command::Tick { json } => self.tick(json).await,
             Command::Run => Err(Failure::Other(
                 "the daemon is not available in this version".into(),
@@ -588,13 +589,39 @@ impl Context {
         Ok(ExitCode::SUCCESS)
     }
 
+    async fn outbox_flush(&self, json: bool) -> CliResult {
+        let deliverer = Deliverer::new(&self.settings).map_err(Failure::Usage)?;
+        let report = deliverer
+            .flush(&self.store, self.clock.now(), Scope::All)
+            .await?;
+        if json {
+            print_json(&report)?;
+        } else {
+            eprintln!(
+                "sent {}, retrying {}, failed {}, suppressed {}",
+                report.sent, report.retrying, report.failed, report.suppressed
+            );
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+
+    /// The scheduler's jobs, once: auto-close, then retries of deliveries
+    /// that failed before and are due again.
     async fn tick(&self, json: bool) -> CliResult {
-        let closed =
-            crate::scheduler::close_solved(&self.store, &self.settings, self.clock.now()).await?;
+        let now = self.clock.now();
+        let deliverer = Deliverer::new(&self.settings).map_err(Failure::Usage)?;
+        let closed = crate::scheduler::close_solved(&self.store, &self.settings, now).await?;
+        let retries = deliverer.flush(&self.store, now, Scope::Retries).await?;
         if json {
             print_json(&serde_json::json!({ "job": "auto_close", "closed": closed }))?;
+            print_json(&serde_json::json!({ "job": "outbox_retries", "delivery": retries }))?;
         } else {
-            eprintln!("closed {} ticket(s)", closed.len());
+            eprintln!(
+                "closed {} ticket(s); retried deliveries: sent {}, failed {}",
+                closed.len(),
+                retries.sent,
+                retries.failed
+            );
         }
         Ok(ExitCode::SUCCESS)
     }

@@ -63,6 +63,9 @@ pub struct MailSettings {
     /// Locale of mail to addresses outside the directory (agents, on-call).
     #[serde(default = "default_locale")]
     pub default_locale: String,
+    /// Display name on outgoing mail.
+    #[serde(default = "default_from_name")]
+    pub from_name: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -91,6 +94,11 @@ pub struct OutboundSettings {
     /// suppressed (mail-loop brake).
     #[serde(default = "default_rate_limit")]
     pub rate_limit_per_hour: u32,
+    /// Temporary delivery failures are retried for this long, then failed.
+    #[serde(default = "default_retry_hours")]
+    pub retry_max_age_hours: i64,
+    /// Templates here replace the built-in ones of the same file name.
+    pub templates_dir: Option<PathBuf>,
 }
 
 impl Default for OutboundSettings {
@@ -99,6 +107,8 @@ impl Default for OutboundSettings {
             transport: default_transport(),
             dir: default_outbox_dir(),
             rate_limit_per_hour: default_rate_limit(),
+            retry_max_age_hours: default_retry_hours(),
+            templates_dir: None,
         }
     }
 }
@@ -115,6 +125,11 @@ pub struct SmtpSettings {
     pub tls: bool,
     pub username: Option<String>,
     pub password: Option<String>,
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+    /// A PEM certificate to trust besides the public roots (a private CA
+    /// or a self-signed server).
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -201,6 +216,15 @@ fn default_outbox_dir() -> PathBuf {
 fn default_rate_limit() -> u32 {
     20
 }
+fn default_retry_hours() -> i64 {
+    48
+}
+fn default_timeout() -> u64 {
+    30
+}
+fn default_from_name() -> String {
+    "Support".into()
+}
 fn default_base_url() -> String {
     "http://localhost:8080".into()
 }
@@ -257,6 +281,14 @@ impl Settings {
         settings.database.url = resolve_database_url(&settings.database.url, config_dir);
         settings.outbound.dir = config_dir.join(&settings.outbound.dir);
         settings.storage.data_dir = config_dir.join(&settings.storage.data_dir);
+        if let Some(dir) = &settings.outbound.templates_dir {
+            settings.outbound.templates_dir = Some(config_dir.join(dir));
+        }
+        if let Some(smtp) = &mut settings.smtp {
+            if let Some(ca) = &smtp.ca_file {
+                smtp.ca_file = Some(config_dir.join(ca));
+            }
+        }
         Ok(settings)
     }
 
@@ -307,6 +339,20 @@ impl Settings {
                     "[outbound] transport = {other:?} is not a transport (\"file\" or \"smtp\")"
                 ))
             }
+        }
+        if let Some(smtp) = &self.smtp {
+            if smtp.tls && smtp.starttls {
+                return Err(
+                    "[smtp] tls = true (implicit TLS) and starttls = true exclude each other"
+                        .into(),
+                );
+            }
+        }
+        if self.outbound.retry_max_age_hours <= 0 {
+            return Err(format!(
+                "[outbound] retry_max_age_hours = {} must be positive",
+                self.outbound.retry_max_age_hours
+            ));
         }
         let scheme = self.database.url.split(':').next().unwrap_or_default();
         if !matches!(scheme, "sqlite" | "postgres" | "postgresql") {
@@ -365,6 +411,8 @@ agents_address = "team@example.com"
 oncall_address = "oncall@example.com"
 # Language of mail to addresses outside the directory: "de" or "en".
 default_locale = "de"
+# Display name on outgoing mail.
+from_name = "Support"
 
 # [imap]                       # the mailbox `ticketgate run` reads
 # host = "imap.example.com"
@@ -381,13 +429,20 @@ transport = "file"
 dir = "outbox"
 # Automatic mails per recipient and hour; more are suppressed (loop brake).
 rate_limit_per_hour = 20
+# Temporary delivery failures are retried with back-off for this long.
+retry_max_age_hours = 48
+# Templates in this directory replace the built-in ones of the same name
+# (e.g. ticket_created.de.txt.hbs); they are checked at start-up.
+# templates_dir = "templates"
 
 # [smtp]
 # host = "smtp.example.com"
 # port = 587
-# starttls = true
+# starttls = true          # or tls = true for implicit TLS (port 465)
 # username = "…"
 # password = "…"
+# timeout_secs = 30
+# ca_file = "ca.pem"       # trust a private CA besides the public roots
 
 [web]
 # Ticket links in notifications: {base_url}/tickets/{id}

@@ -32,6 +32,7 @@ pub mod directory;
 pub mod domain;
 pub mod inbound;
 pub mod outbound;
+pub mod rating;
 pub mod reply;
 pub mod scheduler;
 pub mod store;

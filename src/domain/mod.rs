@@ -3,6 +3,7 @@
 
 pub mod classify;
 pub mod mail;
+pub mod retry;
 pub mod sender;
 pub mod thread;
 pub mod ticket;

@@ -36,6 +36,9 @@
 //!   nested "On … wrote:" with no text), which yields the empty string. With our
 //!   delimiter present, an empty reply stays empty: everything below is ours.
 
+/// The line every notification starts with; the customer answers above it.
+pub const DELIMITER: &str = "##- Bitte geben Sie Ihre Antwort über dieser Zeile ein. -##";
+
 mod delimiter;
 mod html;
 mod patterns;

@@ -103,3 +103,137 @@ pub async fn list(conn: &mut Conn) -> Result<Vec<OutboxView>, sqlx::Error> {
     })
     .collect()
 }
+
+/// A row due for delivery, with what rendering needs to find.
+#[derive(Debug, Clone)]
+pub struct Due {
+    pub id: i64,
+    pub event: String,
+    pub ticket_id: Option<i64>,
+    pub comment_id: Option<i64>,
+    pub to: String,
+    pub locale: String,
+    pub subject: String,
+    pub message_id: String,
+    pub in_reply_to: Option<String>,
+    pub references: Vec<String>,
+    pub automatic: bool,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub created_at: i64,
+}
+
+/// Queued rows whose time has come, oldest first.
+pub async fn due(conn: &mut Conn, now: i64, limit: i64) -> Result<Vec<Due>, sqlx::Error> {
+    sqlx::query(
+        "SELECT id, event, ticket_id, comment_id, recipients, locale, subject, message_id,
+             in_reply_to, refs, automatic, attempts, next_attempt_at, created_at
+         FROM outbox WHERE state = 'queued' AND next_attempt_at <= $1
+         ORDER BY next_attempt_at, id LIMIT $2",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|row| {
+        let recipients: String = row.try_get("recipients")?;
+        let to: Vec<String> =
+            serde_json::from_str(&recipients).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        let refs: String = row.try_get("refs")?;
+        Ok(Due {
+            id: row.try_get("id")?,
+            event: row.try_get("event")?,
+            ticket_id: row.try_get("ticket_id")?,
+            comment_id: row.try_get("comment_id")?,
+            to: to.into_iter().next().unwrap_or_default(),
+            locale: row.try_get("locale")?,
+            subject: row.try_get("subject")?,
+            message_id: row.try_get("message_id")?,
+            in_reply_to: row.try_get("in_reply_to")?,
+            references: refs.split_whitespace().map(str::to_string).collect(),
+            automatic: row.try_get::<i64, _>("automatic")? != 0,
+            attempts: row.try_get("attempts")?,
+            next_attempt_at: row.try_get("next_attempt_at")?,
+            created_at: row.try_get("created_at")?,
+        })
+    })
+    .collect()
+}
+
+/// Takes a due row for one delivery attempt: counts the attempt and moves
+/// its due time to `lease_until`, so that no other worker takes it and, if
+/// this one dies mid-send, it is tried again after the lease. Returns false
+/// when another worker was first.
+pub async fn claim(conn: &mut Conn, row: &Due, lease_until: i64) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query(
+        "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1
+         WHERE id = $2 AND state = 'queued' AND next_attempt_at = $3",
+    )
+    .bind(lease_until)
+    .bind(row.id)
+    .bind(row.next_attempt_at)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+pub async fn mark_sent(conn: &mut Conn, id: i64, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE outbox SET state = 'sent', sent_at = $1, last_error = NULL WHERE id = $2")
+        .bind(now)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Leaves the row queued for another attempt at `next_attempt_at`.
+pub async fn mark_retry(
+    conn: &mut Conn,
+    id: i64,
+    next_attempt_at: i64,
+    error: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE outbox SET next_attempt_at = $1, last_error = $2 WHERE id = $3")
+        .bind(next_attempt_at)
+        .bind(error)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Ends the row in `state` (`failed` or `suppressed`) with the reason.
+pub async fn mark_final(
+    conn: &mut Conn,
+    id: i64,
+    state: &str,
+    reason: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE outbox SET state = $1, last_error = $2 WHERE id = $3")
+        .bind(state)
+        .bind(reason)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Automatic mails sent to `to` since `since`: the rate limit's count.
+pub async fn automatic_sent_since(
+    conn: &mut Conn,
+    to: &str,
+    since: i64,
+) -> Result<i64, sqlx::Error> {
+    let recipients = serde_json::to_string(&[to]).expect("strings serialize");
+    sqlx::query(
+        "SELECT COUNT(*) AS n FROM outbox
+         WHERE recipients = $1 AND automatic = 1 AND state IN ('sent', 'bounced') AND sent_at >= $2",
+    )
+    .bind(recipients)
+    .bind(since)
+    .fetch_one(&mut *conn)
+    .await?
+    .try_get("n")
+}

@@ -326,12 +326,72 @@ pub async fn view(conn: &mut Conn, id: i64) -> Result<Option<TicketView>, sqlx::
     }))
 }
 
-/// The newest public comment's body, for notifications.
-pub async fn comment_body(conn: &mut Conn, comment_id: i64) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query("SELECT body FROM comments WHERE id = $1")
-        .bind(comment_id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .map(|row| row.try_get("body"))
-        .transpose()
+/// What a notification about a ticket shows.
+#[derive(Debug, Clone)]
+pub struct NotificationFacts {
+    pub ticket: Ticket,
+    pub organization: String,
+    pub requester_name: String,
+    pub requester_email: String,
+    pub comment_author: Option<String>,
+    pub comment_body: Option<String>,
+    pub solved_at: Option<i64>,
+}
+
+pub async fn notification_facts(
+    conn: &mut Conn,
+    ticket_id: i64,
+    comment_id: Option<i64>,
+) -> Result<Option<NotificationFacts>, sqlx::Error> {
+    let Some(ticket) = get(conn, ticket_id).await? else {
+        return Ok(None);
+    };
+    let row = sqlx::query(
+        "SELECT o.name AS organization, u.name AS requester_name, u.email AS requester_email
+         FROM tickets t JOIN organizations o ON o.id = t.organization_id
+         JOIN users u ON u.id = t.requester_id WHERE t.id = $1",
+    )
+    .bind(ticket_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    let comment =
+        match comment_id {
+            Some(id) => sqlx::query(
+                "SELECT u.name AS author, c.body FROM comments c JOIN users u ON u.id = c.author_id
+             WHERE c.id = $1",
+            )
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?,
+            None => None,
+        };
+    Ok(Some(NotificationFacts {
+        solved_at: ticket.solved_at,
+        ticket,
+        organization: row.try_get("organization")?,
+        requester_name: row.try_get("requester_name")?,
+        requester_email: row.try_get("requester_email")?,
+        comment_author: comment.as_ref().map(|c| c.try_get("author")).transpose()?,
+        comment_body: comment.as_ref().map(|c| c.try_get("body")).transpose()?,
+    }))
+}
+
+/// Stores a rating; returns false when the ticket is not solved at
+/// `solved_at` any more (reopened, solved again, or closed).
+pub async fn rate(
+    conn: &mut Conn,
+    id: i64,
+    solved_at: i64,
+    rating: &str,
+) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query(
+        "UPDATE tickets SET rating = $1 WHERE id = $2 AND status = 'solved' AND solved_at = $3",
+    )
+    .bind(rating)
+    .bind(id)
+    .bind(solved_at)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+        == 1)
 }

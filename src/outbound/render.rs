@@ -1,0 +1,298 @@
+//! Notification bodies from handlebars templates, German and English, text
+//! and HTML. The built-in templates (`templates/`) are compiled into the
+//! binary; an operator's directory overrides any of them by file name. All
+//! templates are compiled and test-rendered when the renderer is built, so a
+//! broken template stops start-up instead of a mail at 3 a.m.
+
+use std::path::Path;
+
+use handlebars::{handlebars_helper, Handlebars};
+use serde::Serialize;
+
+use crate::outbound::enqueue::Event;
+use crate::reply::DELIMITER;
+
+pub const EVENTS: &[Event] = &[
+    Event::TicketCreated,
+    Event::AgentReply,
+    Event::TicketSolved,
+    Event::FollowupCreated,
+    Event::NotKeyUser,
+    Event::AgentNewTicket,
+    Event::AgentCustomerReply,
+    Event::UrgentTicket,
+];
+pub const LOCALES: &[&str] = &["de", "en"];
+
+/// The built-in templates, by file name.
+const BUILT_IN: &[(&str, &str)] = &include!(concat!(env!("OUT_DIR"), "/templates.rs"));
+
+#[derive(Debug, thiserror::Error)]
+#[error("template {name}: {message}")]
+pub struct TemplateError {
+    pub name: String,
+    pub message: String,
+}
+
+/// What templates see. Fields absent for an event are null.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Context {
+    pub recipient: PersonRef,
+    pub requester: PersonRef,
+    pub organization: String,
+    pub ticket: Option<TicketRef>,
+    pub comment: Option<CommentRef>,
+    pub rating: Option<RatingLinks>,
+    /// The subject of the customer's message (for notices without ticket).
+    pub subject: String,
+    pub reopen_days: i64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PersonRef {
+    pub name: String,
+    pub email: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TicketRef {
+    pub id: i64,
+    pub subject: String,
+    pub status: String,
+    pub status_label: String,
+    pub link: String,
+    pub category: String,
+    pub priority: String,
+    pub urgent: bool,
+    pub followup_of: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CommentRef {
+    pub author: String,
+    pub body: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RatingLinks {
+    pub good: String,
+    pub bad: String,
+}
+
+/// A rendered notification body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Body {
+    pub text: String,
+    pub html: String,
+}
+
+pub struct Renderer {
+    text: Handlebars<'static>,
+    html: Handlebars<'static>,
+}
+
+handlebars_helper!(paragraphs: |text: str| render_paragraphs(text));
+
+impl Renderer {
+    /// Compiles the built-in templates, replaced by same-named files from
+    /// `override_dir`, and renders each once with sample data. Fails naming
+    /// the first template that does not compile or render.
+    pub fn load(override_dir: Option<&Path>) -> Result<Renderer, TemplateError> {
+        let mut text = Handlebars::new();
+        text.set_strict_mode(true);
+        text.register_escape_fn(handlebars::no_escape);
+        let mut html = Handlebars::new();
+        html.set_strict_mode(true);
+        html.register_helper("paragraphs", Box::new(paragraphs));
+
+        for (file, built_in) in BUILT_IN {
+            let source = match override_dir.map(|dir| dir.join(file)) {
+                Some(path) if path.exists() => {
+                    std::fs::read_to_string(&path).map_err(|e| TemplateError {
+                        name: path.display().to_string(),
+                        message: e.to_string(),
+                    })?
+                }
+                _ => built_in.to_string(),
+            };
+            let name = file.trim_end_matches(".hbs");
+            let registry = if name.ends_with(".html") {
+                &mut html
+            } else {
+                &mut text
+            };
+            registry
+                .register_template_string(name, source)
+                .map_err(|e| TemplateError {
+                    name: file.to_string(),
+                    message: e.to_string(),
+                })?;
+        }
+        let renderer = Renderer { text, html };
+        for event in EVENTS {
+            for locale in LOCALES {
+                renderer.render(*event, locale, &Context::sample())?;
+            }
+        }
+        Ok(renderer)
+    }
+
+    /// Renders one notification. The delimiter line is put first in both
+    /// bodies here, not in the templates, so no template can lose it.
+    pub fn render(
+        &self,
+        event: Event,
+        locale: &str,
+        context: &Context,
+    ) -> Result<Body, TemplateError> {
+        let locale = if locale.starts_with("en") { "en" } else { "de" };
+        let name = format!("{}.{locale}", event.as_str());
+        let text_name = format!("{name}.txt");
+        let html_name = format!("{name}.html");
+        let failed = |name: &str, e: handlebars::RenderError| TemplateError {
+            name: format!("{name}.hbs"),
+            message: e.to_string(),
+        };
+        let text = self
+            .text
+            .render(&text_name, context)
+            .map_err(|e| failed(&text_name, e))?;
+        let html = self
+            .html
+            .render(&html_name, context)
+            .map_err(|e| failed(&html_name, e))?;
+        Ok(Body {
+            text: format!("{DELIMITER}\n\n{}", text.trim_start()),
+            html: format!(
+                "<div style=\"color:#8a8a8a;font-size:12px\">{DELIMITER}</div>\n\
+                 <div style=\"font-family:sans-serif\">\n{}</div>\n",
+                html.trim_start()
+            ),
+        })
+    }
+}
+
+impl Context {
+    /// Data for the start-up check: every field set, as strict mode wants.
+    pub fn sample() -> Context {
+        Context {
+            recipient: PersonRef {
+                name: "Anna Schmidt".into(),
+                email: "anna@example.com".into(),
+            },
+            requester: PersonRef {
+                name: "Anna Schmidt".into(),
+                email: "anna@example.com".into(),
+            },
+            organization: "Beispiel GmbH".into(),
+            ticket: Some(TicketRef {
+                id: 1,
+                subject: "Beispiel".into(),
+                status: "open".into(),
+                status_label: "Offen".into(),
+                link: "https://help.example.com/tickets/1".into(),
+                category: "customer_support".into(),
+                priority: "normal".into(),
+                urgent: false,
+                followup_of: Some(0),
+            }),
+            comment: Some(CommentRef {
+                author: "Lena Fischer".into(),
+                body: "Hallo\n\nWelt".into(),
+            }),
+            rating: Some(RatingLinks {
+                good: "https://help.example.com/rate/x/good".into(),
+                bad: "https://help.example.com/rate/x/bad".into(),
+            }),
+            subject: "Frage".into(),
+            reopen_days: 14,
+        }
+    }
+}
+
+/// Plain text as HTML paragraphs: escaped, blank lines separate paragraphs,
+/// single line breaks stay.
+fn render_paragraphs(text: &str) -> String {
+    let escaped = handlebars::html_escape(text.trim());
+    escaped
+        .replace("\r\n", "\n")
+        .split("\n\n")
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| format!("<p>{}</p>", p.trim().replace('\n', "<br>\n")))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_event_renders_in_both_languages_with_the_delimiter_first() {
+        let renderer = Renderer::load(None).unwrap();
+        for event in EVENTS {
+            for locale in LOCALES {
+                let body = renderer.render(*event, locale, &Context::sample()).unwrap();
+                let first_text = body.text.lines().find(|l| !l.trim().is_empty()).unwrap();
+                assert_eq!(first_text, DELIMITER, "{event:?} {locale}");
+                let first_html = body.html.lines().find(|l| !l.trim().is_empty()).unwrap();
+                assert!(first_html.contains(DELIMITER), "{event:?} {locale}");
+            }
+        }
+    }
+
+    #[test]
+    fn html_is_escaped_text_is_not() {
+        let renderer = Renderer::load(None).unwrap();
+        let mut context = Context::sample();
+        context.comment.as_mut().unwrap().body = "a < b & <script>\n\nzwei".into();
+        let body = renderer.render(Event::AgentReply, "de", &context).unwrap();
+        assert!(body.text.contains("a < b & <script>"));
+        assert!(
+            body.html
+                .contains("<p>a &lt; b &amp; &lt;script&gt;</p>\n<p>zwei</p>"),
+            "{}",
+            body.html
+        );
+    }
+
+    #[test]
+    fn unknown_locales_fall_back_to_german() {
+        let renderer = Renderer::load(None).unwrap();
+        let body = renderer
+            .render(Event::TicketCreated, "fr", &Context::sample())
+            .unwrap();
+        assert!(body.text.contains("vielen Dank"));
+        let english = renderer
+            .render(Event::TicketCreated, "en-GB", &Context::sample())
+            .unwrap();
+        assert!(english.text.contains("thank you"));
+    }
+
+    #[test]
+    fn a_broken_override_is_reported_at_load_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("agent_reply.en.txt.hbs"), "Hello {{#if}}").unwrap();
+        let err = Renderer::load(Some(dir.path())).err().unwrap();
+        assert_eq!(err.name, "agent_reply.en.txt.hbs");
+
+        std::fs::write(
+            dir.path().join("agent_reply.en.txt.hbs"),
+            "Hello {{no.such.field}}",
+        )
+        .unwrap();
+        let err = Renderer::load(Some(dir.path())).err().unwrap();
+        assert!(err.name.contains("agent_reply.en.txt"), "{err}");
+
+        std::fs::write(
+            dir.path().join("agent_reply.en.txt.hbs"),
+            "Hi {{recipient.name}}!",
+        )
+        .unwrap();
+        let renderer = Renderer::load(Some(dir.path())).unwrap();
+        let body = renderer
+            .render(Event::AgentReply, "en", &Context::sample())
+            .unwrap();
+        assert_eq!(body.text, format!("{DELIMITER}\n\nHi Anna Schmidt!"));
+    }
+}

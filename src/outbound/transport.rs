@@ -1,0 +1,99 @@
+//! Where notifications go: an SMTP server (lettre; STARTTLS, implicit TLS
+//! or plain on loopback; AUTH; timeouts) or `.eml` files in a directory.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+use crate::config::Settings;
+
+pub enum Transport {
+    File { dir: PathBuf },
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+}
+
+/// A failed delivery, and whether trying again can help.
+#[derive(Debug)]
+pub struct SendError {
+    pub permanent: bool,
+    pub message: String,
+}
+
+impl Transport {
+    /// Builds the configured transport. Fails when the SMTP settings
+    /// cannot work (an unreadable `ca_file`, a bad certificate).
+    pub fn from_settings(settings: &Settings) -> Result<Transport, String> {
+        if settings.outbound.transport == "file" {
+            return Ok(Transport::File {
+                dir: settings.outbound.dir.clone(),
+            });
+        }
+        let smtp = settings
+            .smtp
+            .as_ref()
+            .ok_or("[outbound] transport = \"smtp\" needs an [smtp] section")?;
+        let mut tls = TlsParameters::builder(smtp.host.clone());
+        if let Some(ca) = &smtp.ca_file {
+            let pem =
+                std::fs::read(ca).map_err(|e| format!("[smtp] ca_file {}: {e}", ca.display()))?;
+            let certificate = Certificate::from_pem(&pem)
+                .map_err(|e| format!("[smtp] ca_file {}: {e}", ca.display()))?;
+            tls = tls.add_root_certificate(certificate);
+        }
+        let tls = tls.build_rustls().map_err(|e| format!("[smtp] TLS: {e}"))?;
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host)
+            .port(smtp.port)
+            .timeout(Some(Duration::from_secs(smtp.timeout_secs)));
+        builder = if smtp.tls {
+            builder.tls(Tls::Wrapper(tls))
+        } else if smtp.starttls {
+            builder.tls(Tls::Required(tls))
+        } else {
+            builder.tls(Tls::None)
+        };
+        if let Some(username) = &smtp.username {
+            let password = smtp.password.clone().unwrap_or_default();
+            builder = builder.credentials(Credentials::new(username.clone(), password));
+        }
+        Ok(Transport::Smtp(builder.build()))
+    }
+
+    /// Delivers one message. `name` names the file for the file transport.
+    pub async fn send(&self, name: &str, message: &Message) -> Result<(), SendError> {
+        match self {
+            Transport::File { dir } => {
+                write_file(dir, name, &message.formatted()).map_err(|e| SendError {
+                    permanent: false,
+                    message: format!("cannot write to {}: {e}", dir.display()),
+                })
+            }
+            Transport::Smtp(transport) => transport
+                .send(message.clone())
+                .await
+                .map(|_| ())
+                .map_err(|e| {
+                    SendError {
+                        // Only the server's 5xx answer is final; a refused
+                        // connection, a timeout or a 4xx is worth another try.
+                        permanent: e.is_permanent(),
+                        message: e.to_string(),
+                    }
+                }),
+        }
+    }
+}
+
+/// Writes under a temporary name and renames, so a reader never sees half
+/// a message.
+fn write_file(dir: &std::path::Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, dir.join(name))
+}

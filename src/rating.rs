@@ -1,0 +1,81 @@
+//! Ratings of solved tickets: signed good/bad links in the solved notice,
+//! and storing the customer's click. A link belongs to one solve: once the
+//! ticket is reopened or solved again, older links stop working; the rating
+//! can be changed until the ticket closes.
+
+use crate::domain::thread::TokenSigner;
+use crate::outbound::render::RatingLinks;
+use crate::store::{self, Store};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rating {
+    Good,
+    Bad,
+}
+
+impl Rating {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rating::Good => "good",
+            Rating::Bad => "bad",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Rating> {
+        match s {
+            "good" => Some(Rating::Good),
+            "bad" => Some(Rating::Bad),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RateError {
+    #[error("the rating link is not valid")]
+    InvalidToken,
+    #[error("the ticket is no longer solved (reopened, solved again or closed)")]
+    NotRateable,
+}
+
+fn purpose(solved_at: i64) -> String {
+    format!("rate:{solved_at}")
+}
+
+/// `{base}/rate/{token}/good` and `/bad` for the solve at `solved_at`.
+pub fn links(signer: &TokenSigner, base_url: &str, ticket_id: i64, solved_at: i64) -> RatingLinks {
+    let token = signer.issue(&purpose(solved_at), ticket_id);
+    RatingLinks {
+        good: format!("{base_url}/rate/{token}/good"),
+        bad: format!("{base_url}/rate/{token}/bad"),
+    }
+}
+
+/// Stores the rating a link carries; returns the ticket id.
+pub async fn rate(
+    store: &Store,
+    signer: &TokenSigner,
+    token: &str,
+    rating: Rating,
+) -> Result<Result<i64, RateError>, sqlx::Error> {
+    let Some(id) = token
+        .split_once('-')
+        .and_then(|(id, _)| id.parse::<i64>().ok())
+    else {
+        return Ok(Err(RateError::InvalidToken));
+    };
+    let mut conn = store.acquire().await?;
+    let Some(ticket) = store::tickets::get(&mut conn, id).await? else {
+        return Ok(Err(RateError::InvalidToken));
+    };
+    let Some(solved_at) = ticket.solved_at else {
+        return Ok(Err(RateError::NotRateable));
+    };
+    if signer.verify(&purpose(solved_at), token) != Some(id) {
+        return Ok(Err(RateError::InvalidToken));
+    }
+    if !store::tickets::rate(&mut conn, id, solved_at, rating.as_str()).await? {
+        return Ok(Err(RateError::NotRateable));
+    }
+    Ok(Ok(id))
+}
