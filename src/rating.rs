@@ -38,13 +38,13 @@ pub enum RateError {
     NotRateable,
 }
 
-fn purpose(solved_at: i64) -> String {
-    format!("rate:{solved_at}")
+fn purpose(solve: i64) -> String {
+    format!("rate:{solve}")
 }
 
-/// `{base}/rate/{token}/good` and `/bad` for the solve at `solved_at`.
-pub fn links(signer: &TokenSigner, base_url: &str, ticket_id: i64, solved_at: i64) -> RatingLinks {
-    let token = signer.issue(&purpose(solved_at), ticket_id);
+/// `{base}/rate/{token}/good` and `/bad` for solve number `solve`.
+pub fn links(signer: &TokenSigner, base_url: &str, ticket_id: i64, solve: i64) -> RatingLinks {
+    let token = signer.issue(&purpose(solve), ticket_id);
     RatingLinks {
         good: format!("{base_url}/rate/{token}/good"),
         bad: format!("{base_url}/rate/{token}/bad"),
@@ -68,13 +68,11 @@ pub async fn rate(
     let Some(ticket) = store::tickets::get(&mut conn, id).await? else {
         return Ok(Err(RateError::InvalidToken));
     };
-    let Some(solved_at) = ticket.solved_at else {
-        return Ok(Err(RateError::NotRateable));
-    };
-    if signer.verify(&purpose(solved_at), token) != Some(id) {
+    // A token for another solve fails verification like a forged one.
+    if signer.verify(&purpose(ticket.solve_count), token) != Some(id) {
         return Ok(Err(RateError::InvalidToken));
     }
-    if !store::tickets::rate(&mut conn, id, solved_at, rating.as_str()).await? {
+    if !store::tickets::rate(&mut conn, id, ticket.solve_count, rating.as_str()).await? {
         return Ok(Err(RateError::NotRateable));
     }
     Ok(Ok(id))

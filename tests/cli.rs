@@ -72,7 +72,7 @@ fn config_errors_exit_2_and_name_the_file_and_key() {
         ),
         (config_text("[categories]\nbilling = \"geld\"\n"), "geld"),
         (
-            config_text("").replace("transport = \"file\"", "transport = \"pigeon\""),
+            config_text("[outbound]\ntransport = \"pigeon\"\n"),
             "pigeon",
         ),
         (

@@ -15,6 +15,7 @@ const KEPT_HEADERS: &[&str] = &[
     "authentication-results",
     "x-ticketgate-loop",
     "x-ticketgate-ticket",
+    "x-ticketgate-event",
 ];
 
 /// Parses a raw message. Returns `None` when the bytes are not a message at

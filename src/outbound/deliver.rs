@@ -225,7 +225,7 @@ impl Deliverer {
                     &self.signer,
                     base,
                     ticket.id,
-                    facts.solved_at.unwrap_or(0),
+                    ticket.solve_count,
                 ));
             }
             reply_to = self

@@ -18,6 +18,8 @@ pub struct Ticket {
     pub followup_of: Option<i64>,
     pub rating: Option<String>,
     pub solved_at: Option<i64>,
+    /// How often the ticket was solved; names the solve a rating is for.
+    pub solve_count: i64,
 }
 
 pub struct NewTicket<'a> {
@@ -41,7 +43,7 @@ pub struct NewComment<'a> {
     pub now: i64,
 }
 
-const TICKET_COLUMNS: &str = "id, subject, organization_id, requester_id, category, priority, status, followup_of, rating, solved_at";
+const TICKET_COLUMNS: &str = "id, subject, organization_id, requester_id, category, priority, status, followup_of, rating, solved_at, solve_count";
 
 fn ticket_from_row(row: &sqlx::any::AnyRow) -> Result<Ticket, sqlx::Error> {
     let status: String = row.try_get("status")?;
@@ -57,6 +59,7 @@ fn ticket_from_row(row: &sqlx::any::AnyRow) -> Result<Ticket, sqlx::Error> {
         followup_of: row.try_get("followup_of")?,
         rating: row.try_get("rating")?,
         solved_at: row.try_get("solved_at")?,
+        solve_count: row.try_get("solve_count")?,
     })
 }
 
@@ -102,9 +105,12 @@ pub async fn set_status(
 ) -> Result<(), sqlx::Error> {
     let sql = match status {
         Status::Solved => {
-            "UPDATE tickets SET status = $1, updated_at = $2, solved_at = $2, rating = NULL WHERE id = $3"
+            "UPDATE tickets SET status = $1, updated_at = $2, solved_at = $2, rating = NULL,
+                 solve_count = solve_count + 1 WHERE id = $3"
         }
-        Status::Closed => "UPDATE tickets SET status = $1, updated_at = $2, closed_at = $2 WHERE id = $3",
+        Status::Closed => {
+            "UPDATE tickets SET status = $1, updated_at = $2, closed_at = $2 WHERE id = $3"
+        }
         Status::Open | Status::Pending => {
             "UPDATE tickets SET status = $1, updated_at = $2, solved_at = NULL WHERE id = $3"
         }
@@ -335,7 +341,6 @@ pub struct NotificationFacts {
     pub requester_email: String,
     pub comment_author: Option<String>,
     pub comment_body: Option<String>,
-    pub solved_at: Option<i64>,
 }
 
 pub async fn notification_facts(
@@ -366,7 +371,6 @@ pub async fn notification_facts(
             None => None,
         };
     Ok(Some(NotificationFacts {
-        solved_at: ticket.solved_at,
         ticket,
         organization: row.try_get("organization")?,
         requester_name: row.try_get("requester_name")?,

@@ -158,9 +158,6 @@ url = "sqlite://ticketgate.db"
 support_address = "support@example.com"
 agents_address = "team@example.com"
 oncall_address = "oncall@example.com"
-[outbound]
-transport = "file"
-dir = "outbox"
 [web]
 base_url = "https://help.example.com"
 [security]
