@@ -380,20 +380,15 @@ pub async fn notification_facts(
     }))
 }
 
-/// Stores a rating; returns false when the ticket is not solved at
-/// `solved_at` any more (reopened, solved again, or closed).
-pub async fn rate(
-    conn: &mut Conn,
-    id: i64,
-    solved_at: i64,
-    rating: &str,
-) -> Result<bool, sqlx::Error> {
+/// Stores a rating; returns false when the ticket is no longer in solve
+/// number `solve` (reopened, solved again, or closed).
+pub async fn rate(conn: &mut Conn, id: i64, solve: i64, rating: &str) -> Result<bool, sqlx::Error> {
     Ok(sqlx::query(
-        "UPDATE tickets SET rating = $1 WHERE id = $2 AND status = 'solved' AND solved_at = $3",
+        "UPDATE tickets SET rating = $1 WHERE id = $2 AND status = 'solved' AND solve_count = $3",
     )
     .bind(rating)
     .bind(id)
-    .bind(solved_at)
+    .bind(solve)
     .execute(&mut *conn)
     .await?
     .rows_affected()

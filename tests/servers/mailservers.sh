@@ -344,6 +344,9 @@ anvil      unix  - - n -  1 anvil
 scache     unix  - - n -  1 scache
 postlog    unix-dgram n - n - 1 postlogd
 EOF
+    # Postfix sleeps until main.cf is over a second old before reading it
+    # (guards against half-written files): backdate ours to save ~2 s.
+    touch -d '-1 minute' "$PF_CONF/main.cf" "$PF_CONF/master.cf"
 }
 
 # ------------------------------------------------------------------ start
