@@ -2,6 +2,8 @@
 //! exactly as operators and the contract tests drive it.
 #![allow(dead_code)]
 
+pub mod servers;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 

@@ -1,0 +1,121 @@
+//! The real mail servers of the end-to-end tests: a private Postfix and
+//! Dovecot on loopback ports, started once per test binary by
+//! `tests/servers/mailservers.sh` (idempotent; later binaries reuse them).
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub struct MailServers {
+    pub state: PathBuf,
+    pub env: HashMap<String, String>,
+}
+
+/// Where the servers keep their state; shared by all test binaries.
+fn state_dir() -> PathBuf {
+    std::env::var_os("TG_MAIL_STATE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("ticketgate-mailservers"))
+}
+
+pub fn mail_servers() -> &'static MailServers {
+    static SERVERS: OnceLock<MailServers> = OnceLock::new();
+    SERVERS.get_or_init(|| {
+        let state = state_dir();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/mailservers.sh");
+        let out = std::process::Command::new("bash")
+            .arg(&script)
+            .arg("start")
+            .arg(&state)
+            .output()
+            .expect("bash runs");
+        assert!(
+            out.status.success(),
+            "starting the mail servers failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let env = std::fs::read_to_string(state.join("env"))
+            .expect("the start script writes STATE/env")
+            .lines()
+            .filter_map(|l| l.trim_start_matches("export ").split_once('='))
+            .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
+            .collect();
+        MailServers { state, env }
+    })
+}
+
+impl MailServers {
+    pub fn port(&self, name: &str) -> u16 {
+        self.env[name].parse().unwrap()
+    }
+
+    pub fn ca_cert(&self) -> String {
+        self.env["TG_CA_CERT"].clone()
+    }
+
+    /// The `[outbound]`/`[smtp]` config for delivering through Postfix.
+    pub fn smtp_config(&self, port_name: &str) -> String {
+        format!(
+            "[outbound]\ntransport = \"smtp\"\n[smtp]\nhost = \"localhost\"\nport = {}\nstarttls = true\nca_file = \"{}\"\ntimeout_secs = 10\n",
+            self.port(port_name),
+            self.ca_cert()
+        )
+    }
+
+    fn maildir(&self, address: &str) -> PathBuf {
+        let (user, domain) = address.split_once('@').unwrap();
+        self.state
+            .join("mail")
+            .join(domain)
+            .join(user)
+            .join("Maildir")
+    }
+
+    /// Every message in `address`'s INBOX whose raw text contains `needle`.
+    pub fn messages_containing(&self, address: &str, needle: &str) -> Vec<Vec<u8>> {
+        let mut found = Vec::new();
+        for sub in ["new", "cur"] {
+            let Ok(entries) = std::fs::read_dir(self.maildir(address).join(sub)) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                if let Ok(raw) = std::fs::read(entry.path()) {
+                    if String::from_utf8_lossy(&raw).contains(needle) {
+                        found.push(raw);
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    /// Waits until `count` messages containing `needle` reached `address`.
+    pub fn wait_for(&self, address: &str, needle: &str, count: usize) -> Vec<Vec<u8>> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let found = self.messages_containing(address, needle);
+            if found.len() >= count || Instant::now() > deadline {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `postfix -c … stop|start` on the private instance.
+    pub fn postfix(&self, action: &str) {
+        let status = std::process::Command::new("postfix")
+            .arg("-c")
+            .arg(self.state.join("postfix/etc"))
+            .arg(action)
+            .output()
+            .expect("postfix runs");
+        assert!(
+            status.status.success(),
+            "postfix {action}: {}",
+            String::from_utf8_lossy(&status.stderr)
+        );
+    }
+}
