@@ -56,13 +56,22 @@ impl MailServers {
         self.env["TG_CA_CERT"].clone()
     }
 
-    /// The `[outbound]`/`[smtp]` config for delivering through Postfix.
+    /// The `[outbound]`/`[smtp]` config for delivering through Postfix:
+    /// STARTTLS verified against the test CA, then AUTH on the submission
+    /// port (the rejecting port offers no AUTH).
     pub fn smtp_config(&self, port_name: &str) -> String {
-        format!(
+        let mut config = format!(
             "[outbound]\ntransport = \"smtp\"\n[smtp]\nhost = \"localhost\"\nport = {}\nstarttls = true\nca_file = \"{}\"\ntimeout_secs = 10\n",
             self.port(port_name),
-            self.ca_cert()
-        )
+            self.ca_cert(),
+        );
+        if port_name == "TG_SMTP_PORT" {
+            config.push_str(&format!(
+                "username = \"support@example.com\"\npassword = \"{}\"\n",
+                self.env["TG_MAIL_PASSWORD"]
+            ));
+        }
+        config
     }
 
     fn maildir(&self, address: &str) -> PathBuf {
