@@ -65,8 +65,11 @@ enum Command {
         #[arg(long)]
         html: bool,
     },
-    /// The daemon.
+    /// The daemon: IMAP poller, outbox worker, scheduler, metrics.
     Run,
+    /// Checks the configuration, the templates and the connections to the
+    /// database, IMAP and SMTP, and says what is wrong.
+    Check,
 }
 
 #[derive(Subcommand, Debug)]
@@ -177,12 +180,9 @@ type CliResult = Result<ExitCode, Failure>;
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
-    // Commands other than the daemon are one serial conversation with the
-    // database: one thread, kept on one CPU with the database worker.
-    if !matches!(cli.command, Command::Run) {
-        crate::cpu::pin_to_current_cpu();
-    }
+    // Every command, the daemon included, is one serial conversation with
+    // the database: one thread, kept on one CPU with the database worker.
+    crate::cpu::pin_to_current_cpu();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -206,13 +206,18 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
+/// Logs go to stderr; `TICKETGATE_LOG` (e.g. `debug`) overrides the level.
+fn init_logging(default_level: &str, json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TICKETGATE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
 }
 
 async fn execute(cli: Cli) -> CliResult {
@@ -221,11 +226,22 @@ async fn execute(cli: Cli) -> CliResult {
         None => Clock::System,
     };
     match cli.command {
-        Command::Extract { html } => extract(html),
-        Command::Init => init(&cli.config).await,
+        Command::Extract { html } => {
+            init_logging("warn", false);
+            extract(html)
+        }
+        Command::Init => {
+            init_logging("warn", false);
+            init(&cli.config).await
+        }
         command => {
-            let settings =
-                Settings::load(&cli.config).map_err(|e| Failure::Usage(e.to_string()))?;
+            let settings = Settings::load(&cli.config).map_err(|e| {
+                init_logging("warn", false);
+                Failure::Usage(e.to_string())
+            })?;
+            let daemon = matches!(command, Command::Run);
+            let json_logs = settings.daemon.log_format.as_deref() == Some("json");
+            init_logging(if daemon { "info" } else { "warn" }, daemon && json_logs);
             let store = Store::open(&settings.database.url).await.map_err(|e| {
                 Failure::Other(format!(
                     "cannot open the database {}: {e}",
@@ -304,9 +320,13 @@ impl Context {
             Command::Outbox(OutboxCommand::List { json }) => self.outbox_list(json).await,
             Command::Outbox(OutboxCommand::Flush { json }) => self.outbox_flush(json).await,
             Command::Tick { json } => self.tick(json).await,
-            Command::Run => Err(Failure::Other(
-                "the daemon is not available in this version".into(),
-            )),
+            Command::Run => {
+                crate::daemon::run(self.settings.clone(), self.store.clone(), self.clock)
+                    .await
+                    .map_err(Failure::Usage)?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Check => self.check().await,
             Command::Init | Command::Extract { .. } => {
                 unreachable!("handled before loading the config")
             }
@@ -589,6 +609,39 @@ impl Context {
         Ok(ExitCode::SUCCESS)
     }
 
+    async fn check(&self) -> CliResult {
+        let mut failed = false;
+        let mut report = |what: &str, result: Result<String, String>| match result {
+            Ok(detail) => println!("ok    {what}: {detail}"),
+            Err(reason) => {
+                failed = true;
+                println!("FAIL  {what}: {reason}");
+            }
+        };
+        report("config", Ok(self.settings.config_dir.display().to_string()));
+        report("database", Ok(self.settings.database.url.clone()));
+        let templates =
+            Deliverer::new(&self.settings).map(|_| "all compile and render".to_string());
+        report("templates", templates);
+        match &self.settings.imap {
+            Some(imap) => report("imap", check_imap(imap).await),
+            None => report("imap", Ok("not configured (ingest only)".into())),
+        }
+        let result = match crate::outbound::transport::Transport::from_settings(&self.settings) {
+            Ok(transport) => transport.check().await,
+            Err(e) => Err(e),
+        };
+        report(
+            &format!("outbound ({})", self.settings.outbound.transport),
+            result,
+        );
+        Ok(if failed {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        })
+    }
+
     async fn outbox_flush(&self, json: bool) -> CliResult {
         let deliverer = Deliverer::new(&self.settings).map_err(Failure::Usage)?;
         let report = deliverer
@@ -625,6 +678,27 @@ impl Context {
         }
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// Logs in and selects the mailbox, as the daemon would.
+async fn check_imap(imap: &crate::config::ImapSettings) -> Result<String, String> {
+    let (mut session, caps) = crate::inbound::imap::connect(imap)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mailbox = session
+        .select(&imap.mailbox)
+        .await
+        .map_err(|e| format!("{}: {e}", imap.mailbox))?;
+    let _ = session.logout().await;
+    Ok(format!(
+        "{}:{} as {}, {} holds {} messages, IDLE {}",
+        imap.host,
+        imap.port,
+        imap.username,
+        imap.mailbox,
+        mailbox.exists,
+        if caps.idle { "yes" } else { "no (polling)" }
+    ))
 }
 
 /// Reads one message file, or stdin for `-`.

@@ -37,6 +37,32 @@ pub struct Settings {
     pub categories: BTreeMap<String, String>,
     #[serde(default)]
     pub storage: StorageSettings,
+    #[serde(default)]
+    pub daemon: DaemonSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonSettings {
+    /// How often the outbox worker looks for due mail (it is also woken
+    /// whenever new mail was queued).
+    #[serde(default = "default_daemon_interval")]
+    pub outbox_interval_secs: u64,
+    /// `127.0.0.1:9187` serves Prometheus metrics at `/metrics`.
+    pub metrics_listen: Option<String>,
+    /// `json` for one JSON object per log line; text otherwise.
+    #[serde(default)]
+    pub log_format: Option<String>,
+}
+
+impl Default for DaemonSettings {
+    fn default() -> Self {
+        Self {
+            outbox_interval_secs: default_daemon_interval(),
+            metrics_listen: None,
+            log_format: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -80,7 +106,26 @@ pub struct ImapSettings {
     pub password: Option<String>,
     #[serde(default = "default_mailbox")]
     pub mailbox: String,
+    /// Processed messages are moved here; without it they are flagged
+    /// `\Seen` and left in place.
     pub processed_mailbox: Option<String>,
+    /// XOAUTH2 (Microsoft 365, Gmail): a bearer token, or a command that
+    /// prints one (run at every login, so it can refresh).
+    pub xoauth2_token: Option<String>,
+    pub xoauth2_command: Option<String>,
+    /// Use IDLE when the server offers it; otherwise poll.
+    #[serde(default = "default_true")]
+    pub idle: bool,
+    #[serde(default = "default_poll_secs")]
+    pub poll_interval_secs: u64,
+    /// Messages fetched and committed together.
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+    /// Larger messages are suspended from their headers, never fetched whole.
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: u64,
+    /// A PEM certificate to trust besides the public roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -222,6 +267,18 @@ fn default_retry_hours() -> i64 {
 fn default_timeout() -> u64 {
     30
 }
+fn default_poll_secs() -> u64 {
+    30
+}
+fn default_batch() -> usize {
+    100
+}
+fn default_max_message_bytes() -> u64 {
+    25 * 1024 * 1024
+}
+fn default_daemon_interval() -> u64 {
+    5
+}
 fn default_from_name() -> String {
     "Support".into()
 }
@@ -283,6 +340,11 @@ impl Settings {
         settings.storage.data_dir = config_dir.join(&settings.storage.data_dir);
         if let Some(dir) = &settings.outbound.templates_dir {
             settings.outbound.templates_dir = Some(config_dir.join(dir));
+        }
+        if let Some(imap) = &mut settings.imap {
+            if let Some(ca) = &imap.ca_file {
+                imap.ca_file = Some(config_dir.join(ca));
+            }
         }
         if let Some(smtp) = &mut settings.smtp {
             if let Some(ca) = &smtp.ca_file {
@@ -346,6 +408,24 @@ impl Settings {
                     "[smtp] tls = true (implicit TLS) and starttls = true exclude each other"
                         .into(),
                 );
+            }
+        }
+        if let Some(imap) = &self.imap {
+            if imap.batch_size == 0 {
+                return Err("[imap] batch_size must be at least 1".into());
+            }
+            if imap.password.is_none()
+                && imap.xoauth2_token.is_none()
+                && imap.xoauth2_command.is_none()
+            {
+                return Err("[imap] needs password, xoauth2_token or xoauth2_command".into());
+            }
+        }
+        if let Some(listen) = &self.daemon.metrics_listen {
+            if listen.parse::<std::net::SocketAddr>().is_err() {
+                return Err(format!(
+                    "[daemon] metrics_listen = {listen:?} is not an address like 127.0.0.1:9187"
+                ));
             }
         }
         if self.outbound.retry_max_age_hours <= 0 {
@@ -419,9 +499,18 @@ from_name = "Support"
 # port = 993
 # tls = true
 # username = "support@example.com"
-# password = "…"
+# password = "…"               # or xoauth2_token / xoauth2_command
 # mailbox = "INBOX"
-# processed_mailbox = "Processed"
+# processed_mailbox = "Processed"   # without it: flagged \Seen, left in place
+# idle = true                  # IDLE when offered, else poll every…
+# poll_interval_secs = 30
+# batch_size = 100
+# max_message_bytes = 26214400 # larger ones are suspended, not fetched
+
+[daemon]
+outbox_interval_secs = 5
+# metrics_listen = "127.0.0.1:9187"   # Prometheus text at /metrics
+# log_format = "json"
 
 [outbound]
 # "file" writes .eml files into `dir` (development); "smtp" uses [smtp].

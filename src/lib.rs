@@ -28,6 +28,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod cpu;
+pub mod daemon;
 pub mod directory;
 pub mod domain;
 pub mod inbound;

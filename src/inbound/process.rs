@@ -324,6 +324,33 @@ impl Pipeline {
         }
     }
 
+    /// Suspends a message too large to fetch, from its header section
+    /// alone (kept with a note), so it never blocks the mailbox.
+    pub async fn suspend_oversized(
+        &self,
+        store: &store::Store,
+        headers: &[u8],
+        size: u64,
+        now: i64,
+    ) -> Result<Report, PipelineError> {
+        let mut prepared = Prepared::new(headers);
+        prepared.failure = "too large";
+        let detail =
+            format!("message of {size} bytes exceeds [imap] max_message_bytes; headers kept");
+        let mut tx = store.begin().await?;
+        if store::messages::known_among(&mut tx, &[prepared.message_id.as_str()])
+            .await?
+            .is_empty()
+        {
+            let report = self
+                .suspend_failed(&mut tx, &prepared, headers, &detail, now)
+                .await?;
+            tx.commit().await?;
+            return Ok(report);
+        }
+        Ok(Report::new(&prepared.message_id, Outcome::Duplicate))
+    }
+
     /// Processes one message on `conn` (the caller's transaction) inside a
     /// savepoint, for `suspended release`: a failure suspends it again as
     /// `processing_error`.

@@ -61,6 +61,21 @@ impl Transport {
         Ok(Transport::Smtp(builder.build()))
     }
 
+    /// Whether mail could go out now: the directory is writable, or the
+    /// SMTP server answers (TLS and AUTH included).
+    pub async fn check(&self) -> Result<String, String> {
+        match self {
+            Transport::File { dir } => std::fs::create_dir_all(dir)
+                .map(|_| format!("writes to {}", dir.display()))
+                .map_err(|e| format!("{}: {e}", dir.display())),
+            Transport::Smtp(transport) => match transport.test_connection().await {
+                Ok(true) => Ok("the server accepts connections".into()),
+                Ok(false) => Err("the server did not answer NOOP".into()),
+                Err(e) => Err(e.to_string()),
+            },
+        }
+    }
+
     /// Delivers one message. `name` names the file for the file transport.
     pub async fn send(&self, name: &str, message: &Message) -> Result<(), SendError> {
         match self {

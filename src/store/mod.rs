@@ -4,6 +4,7 @@
 //! integer Unix times, `RETURNING`, `ON CONFLICT`.
 
 pub mod directory;
+pub mod imap_state;
 pub mod messages;
 pub mod outbox;
 pub mod suspended;

@@ -237,3 +237,23 @@ pub async fn automatic_sent_since(
     .await?
     .try_get("n")
 }
+
+/// Rows by state, and the age of the oldest queued row: the outbox's health.
+pub async fn health(
+    conn: &mut Conn,
+    now: i64,
+) -> Result<(Vec<(String, i64)>, Option<i64>), sqlx::Error> {
+    let states =
+        sqlx::query("SELECT state, COUNT(*) AS n FROM outbox GROUP BY state ORDER BY state")
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|row| Ok((row.try_get("state")?, row.try_get("n")?)))
+            .collect::<Result<Vec<(String, i64)>, sqlx::Error>>()?;
+    let oldest: Option<i64> =
+        sqlx::query("SELECT MIN(created_at) AS oldest FROM outbox WHERE state = 'queued'")
+            .fetch_one(&mut *conn)
+            .await?
+            .try_get("oldest")?;
+    Ok((states, oldest.map(|t| now - t)))
+}
