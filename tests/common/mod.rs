@@ -2,6 +2,7 @@
 //! exactly as operators and the contract tests drive it.
 #![allow(dead_code)]
 
+pub mod daemon;
 pub mod servers;
 
 use std::path::{Path, PathBuf};

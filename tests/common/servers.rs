@@ -128,3 +128,72 @@ impl MailServers {
         );
     }
 }
+
+impl MailServers {
+    /// The IMAP config for the daemon reading `support`'s mailbox.
+    pub fn imap_config(&self, support: &str) -> String {
+        format!(
+            "[imap]\nhost = \"127.0.0.1\"\nport = {}\ntls = false\nusername = \"{support}\"\npassword = \"{}\"\nprocessed_mailbox = \"Processed\"\n",
+            self.port("TG_IMAP_PORT"),
+            self.env["TG_MAIL_PASSWORD"]
+        )
+    }
+
+    /// Sends a message through Postfix, as a customer's mail server would.
+    pub fn send(&self, from: &str, to: &str, raw: &[u8]) {
+        use lettre::address::Envelope;
+        use lettre::{SmtpTransport, Transport};
+        let transport = SmtpTransport::builder_dangerous("127.0.0.1")
+            .port(self.port("TG_SMTP_PORT"))
+            .build();
+        let envelope =
+            Envelope::new(Some(from.parse().unwrap()), vec![to.parse().unwrap()]).unwrap();
+        transport
+            .send_raw(&envelope, raw)
+            .expect("Postfix accepts the mail");
+    }
+
+    /// Puts messages straight into `user`'s INBOX (a backlog).
+    pub fn append(&self, user: &str, raws: &[Vec<u8>]) {
+        let port = self.port("TG_IMAP_PORT");
+        let password = self.env["TG_MAIL_PASSWORD"].clone();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .unwrap();
+            let mut client = async_imap::Client::new(tcp);
+            client.read_response().await.unwrap();
+            let mut session = client
+                .login(user, &password)
+                .await
+                .map_err(|(e, _)| e)
+                .unwrap();
+            for raw in raws {
+                session.append("INBOX", None, None, raw).await.unwrap();
+            }
+            session.logout().await.unwrap();
+        });
+    }
+
+    /// Stops and starts both servers (state and mail are kept).
+    pub fn restart(&self) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/mailservers.sh");
+        for action in ["stop", "start"] {
+            let out = std::process::Command::new("bash")
+                .arg(&script)
+                .arg(action)
+                .arg(&self.state)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{action}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}

@@ -1,0 +1,288 @@
+//! `ticketgate run` against real Dovecot and Postfix: a whole conversation
+//! by mail with IDLE, peers restarting under it, and a SIGKILL in the middle
+//! of a backlog.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::daemon::{gateway, support_address, wait_until, Daemon};
+use common::servers::mail_servers;
+use common::*;
+use ticketgate::inbound::parse::parse;
+
+fn comment_count(gw: &Gateway, ticket: i64) -> usize {
+    if gw
+        .run(&["ticket", "show", &ticket.to_string(), "--json"])
+        .status
+        .success()
+    {
+        gw.ticket(ticket)["comments"].as_array().unwrap().len()
+    } else {
+        0
+    }
+}
+
+fn text_of(raw: &[u8]) -> String {
+    parse(raw)
+        .unwrap()
+        .text
+        .unwrap_or_default()
+        .replace("\r\n", "\n")
+}
+
+/// The customer answers a notification the way a mail client does.
+fn answer(from: &str, raw: &[u8], words: &str) -> Vec<u8> {
+    let original = parse(raw).unwrap();
+    let reply_to = String::from_utf8_lossy(raw)
+        .lines()
+        .find(|l| l.starts_with("Reply-To:"))
+        .and_then(|l| Some(l[l.find('<')? + 1..l.find('>')?].to_string()))
+        .unwrap();
+    let quoted: String = text_of(raw).lines().map(|l| format!("> {l}\n")).collect();
+    Mail::new(
+        from,
+        &format!("AW: {}", original.subject),
+        &format!("{words}\n\nAm 27.11.2026 schrieb Support:\n{quoted}"),
+    )
+    .to(&reply_to)
+    .header("In-Reply-To", original.message_id.as_deref().unwrap())
+    .header("References", original.message_id.as_deref().unwrap())
+    .render()
+    .into_bytes()
+}
+
+#[test]
+fn a_conversation_by_mail_through_the_daemon() {
+    let servers = mail_servers();
+    let support = support_address("conversation");
+    let mut gw = gateway(servers, &support);
+    let daemon = Daemon::start(&gw);
+    let subject = format!("Wareneingang {}", std::process::id());
+
+    // Anna writes to support@; the ticket appears within a second (IDLE)
+    // and her acknowledgement reaches her mailbox.
+    let first = Mail::new(ANNA, &subject, "Buchung geht nicht.").to(&support);
+    let sent = Instant::now();
+    servers.send(ANNA, &support, first.render().as_bytes());
+    wait_until("the ticket", Duration::from_secs(10), || {
+        !gw.tickets().is_empty()
+    });
+    let latency = sent.elapsed();
+    assert!(
+        latency < Duration::from_secs(3),
+        "arrival to ticket took {latency:?}"
+    );
+    let id = gw.tickets()[0]["id"].as_i64().unwrap();
+    let ack = servers.wait_for(ANNA, &format!("[#{id}] {subject}"), 1);
+    assert_eq!(ack.len(), 1, "acknowledgement delivered");
+    assert!(text_of(&ack[0]).starts_with(DELIMITER));
+
+    // She answers above the delimiter: same ticket, only her words.
+    servers.send(ANNA, &support, &answer(ANNA, &ack[0], "Nur Halle 4."));
+    wait_until("her reply", Duration::from_secs(10), || {
+        comment_count(&gw, id) == 2
+    });
+    assert_eq!(gw.ticket(id)["comments"][1]["body"], "Nur Halle 4.");
+
+    // An agent answers; the daemon's worker delivers it.
+    gw.ok(&[
+        "ticket",
+        "reply",
+        &id.to_string(),
+        "--agent",
+        LENA,
+        "--body",
+        "Bitte Inventursperre prüfen.",
+        "--solve",
+    ]);
+    let answer_id = gw.notifications("agent_reply", id)[0]["message_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let answers = servers.wait_for(ANNA, &answer_id, 1);
+    assert_eq!(answers.len(), 1, "the agent's answer arrived");
+    assert!(text_of(&answers[0]).contains("Bitte Inventursperre prüfen."));
+    let solved_id = gw.notifications("ticket_solved", id)[0]["message_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let solved = servers.wait_for(ANNA, &solved_id, 1);
+    assert_eq!(solved.len(), 1, "the solved notice arrived");
+    assert!(text_of(&solved[0]).contains("ist gelöst"));
+
+    // Her answer to the solved notice reopens the ticket.
+    servers.send(
+        ANNA,
+        &support,
+        &answer(ANNA, &solved[0], "Leider noch nicht."),
+    );
+    wait_until("the reopening", Duration::from_secs(10), || {
+        gw.ticket(id)["status"] == "open"
+    });
+    assert_eq!(comment_count(&gw, id), 4);
+
+    // Solved again and closed after 14 days; her next answer opens a
+    // follow-up.
+    gw.ok(&["ticket", "solve", &id.to_string()]);
+    gw.at("2030-01-01T00:00:00Z");
+    gw.ok(&["tick"]);
+    assert_eq!(gw.ticket(id)["status"], "closed");
+    servers.send(
+        ANNA,
+        &support,
+        &answer(ANNA, &solved[0], "Es ist wieder da."),
+    );
+    wait_until("the follow-up", Duration::from_secs(10), || {
+        gw.tickets().len() == 2
+    });
+    let followup = gw.tickets()[1].clone();
+    assert_eq!(followup["followup_of"], id);
+    assert_eq!(followup["subject"], subject.as_str());
+
+    assert!(daemon.terminate().success(), "SIGTERM is a clean stop");
+    // Processed mail left the INBOX for the processed folder.
+    let (user, domain) = support.split_once('@').unwrap();
+    let inbox = servers
+        .state
+        .join("mail")
+        .join(domain)
+        .join(user)
+        .join("Maildir");
+    let waiting = ["new", "cur"]
+        .iter()
+        .map(|d| {
+            std::fs::read_dir(inbox.join(d))
+                .map(|e| e.count())
+                .unwrap_or(0)
+        })
+        .sum::<usize>();
+    assert_eq!(waiting, 0, "INBOX is empty");
+}
+
+#[test]
+fn a_sigkill_in_the_middle_of_a_backlog_loses_and_doubles_nothing() {
+    let servers = mail_servers();
+    let support = support_address("kill");
+    let gw = gateway(servers, &support);
+    // 2,000 messages: every third one answers the one before it.
+    let mut raws = Vec::new();
+    let mut new_tickets = 0;
+    for i in 0..2000 {
+        let mut mail =
+            Mail::new(JOHN, &format!("Backlog {i}"), &format!("Message {i}")).to(&support);
+        if i % 3 == 2 {
+            mail = mail.replying_to(&format!("<backlog.{}.{}@acme>", std::process::id(), i - 1));
+        } else {
+            new_tickets += 1;
+        }
+        mail = mail.header(
+            "Message-ID",
+            &format!("<backlog.{}.{i}@acme>", std::process::id()),
+        );
+        raws.push(mail.render().into_bytes());
+    }
+    servers.append(&support, &raws);
+
+    let daemon = Daemon::start(&gw);
+    let processed = || -> usize {
+        let out = gw.run(&["ticket", "list", "--json"]);
+        String::from_utf8_lossy(&out.stdout).lines().count()
+    };
+    wait_until("part of the backlog", Duration::from_secs(60), || {
+        processed() >= 100
+    });
+    drop(daemon); // SIGKILL
+    let partial = processed();
+    assert!(
+        partial < new_tickets,
+        "killed in the middle ({partial} of {new_tickets})"
+    );
+
+    let daemon = Daemon::start(&gw);
+    wait_until("the whole backlog", Duration::from_secs(120), || {
+        processed() >= new_tickets
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(daemon.terminate().success());
+
+    // Exactly one ticket per new message, one comment per message.
+    let tickets = gw.tickets();
+    assert_eq!(tickets.len(), new_tickets);
+    let mut subjects: Vec<&str> = tickets
+        .iter()
+        .map(|t| t["subject"].as_str().unwrap())
+        .collect();
+    subjects.sort();
+    subjects.dedup();
+    assert_eq!(subjects.len(), new_tickets, "no ticket twice");
+    let (comments, distinct) = comment_totals(&gw);
+    assert_eq!(
+        (comments, distinct),
+        (2000, 2000),
+        "every message exactly once"
+    );
+}
+
+/// All comments, and how many different source messages they came from.
+fn comment_totals(gw: &Gateway) -> (i64, i64) {
+    use sqlx::Row;
+    let settings = ticketgate::config::Settings::load(&gw.config).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = ticketgate::store::Store::open(&settings.database.url)
+            .await
+            .unwrap();
+        let mut conn = store.acquire().await.unwrap();
+        let row =
+            sqlx::query("SELECT COUNT(*) AS n, COUNT(DISTINCT message_id) AS d FROM comments")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+        (row.try_get("n").unwrap(), row.try_get("d").unwrap())
+    })
+}
+
+#[test]
+fn check_reports_each_peer() {
+    let servers = mail_servers();
+    let support = support_address("check");
+    let gw = gateway(servers, &support);
+    // IMAPS with the test CA instead of plain IMAP.
+    let config = std::fs::read_to_string(&gw.config)
+        .unwrap()
+        .replace("host = \"127.0.0.1\"", "host = \"localhost\"")
+        .replace(
+            &format!("port = {}", servers.port("TG_IMAP_PORT")),
+            &format!("port = {}", servers.port("TG_IMAPS_PORT")),
+        )
+        .replace(
+            "tls = false",
+            &format!("tls = true\nca_file = \"{}\"", servers.ca_cert()),
+        );
+    std::fs::write(&gw.config, &config).unwrap();
+    let out = gw.run(&["check"]);
+    let report = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{report}");
+    assert!(
+        report.contains("ok    imap:") && report.contains("IDLE yes"),
+        "{report}"
+    );
+    assert!(report.contains("ok    outbound (smtp)"), "{report}");
+
+    std::fs::write(
+        &gw.config,
+        config.replace(
+            "password = \"secret\"\nprocessed",
+            "password = \"wrong\"\nprocessed",
+        ),
+    )
+    .unwrap();
+    let out = gw.run(&["check"]);
+    let report = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert!(report.contains("FAIL  imap: login as"), "{report}");
+}
