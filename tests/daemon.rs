@@ -286,3 +286,131 @@ fn check_reports_each_peer() {
     assert_eq!(out.status.code(), Some(1), "{report}");
     assert!(report.contains("FAIL  imap: login as"), "{report}");
 }
+
+/// A free loopback port for the metrics endpoint.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn scrape(port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+#[test]
+fn polling_flagging_oversized_mail_and_metrics() {
+    let servers = mail_servers();
+    let support = support_address("polling");
+    let gw = gateway(servers, &support);
+    let port = free_port();
+    // No IDLE, no processed folder (flag and leave in place), small size
+    // limit, metrics on.
+    let config = std::fs::read_to_string(&gw.config)
+        .unwrap()
+        .replace(
+            "processed_mailbox = \"Processed\"\n",
+            "idle = false\npoll_interval_secs = 1\nmax_message_bytes = 4000\n",
+        )
+        .replace(
+            "outbox_interval_secs = 1\n",
+            &format!("outbox_interval_secs = 1\nmetrics_listen = \"127.0.0.1:{port}\"\n"),
+        );
+    std::fs::write(&gw.config, config).unwrap();
+    let big = Mail::new(JOHN, "Huge log", &"log line\n".repeat(1000)).to(&support);
+    servers.append(
+        &support,
+        &[
+            Mail::new(JOHN, "Small", "x")
+                .to(&support)
+                .render()
+                .into_bytes(),
+            big.render().into_bytes(),
+        ],
+    );
+
+    let daemon = Daemon::start(&gw);
+    wait_until("both messages", Duration::from_secs(20), || {
+        gw.tickets().len() == 1 && gw.suspended().len() == 1
+    });
+    let suspended = gw.suspended().remove(0);
+    assert_eq!(suspended["reason"], "processing_error");
+    assert_eq!(suspended["subject"], "Huge log");
+    assert!(
+        suspended["detail"]
+            .as_str()
+            .unwrap()
+            .contains("max_message_bytes"),
+        "{suspended}"
+    );
+
+    // Polling picks up new mail; processed mail stays, flagged, and is
+    // not read twice.
+    servers.append(
+        &support,
+        &[Mail::new(JOHN, "Later", "y")
+            .to(&support)
+            .render()
+            .into_bytes()],
+    );
+    wait_until("the polled message", Duration::from_secs(20), || {
+        gw.tickets().len() == 2
+    });
+    let metrics = scrape(port);
+    assert!(
+        metrics.contains("ticketgate_messages_total{outcome=\"created\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("ticketgate_messages_total{outcome=\"suspended\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("ticketgate_imap_connected 1"), "{metrics}");
+    assert!(
+        metrics.contains("ticketgate_outbox_messages{state="),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("ticketgate_outbox_oldest_queued_seconds"),
+        "{metrics}"
+    );
+    assert!(daemon.terminate().success());
+
+    let (user, domain) = support.split_once('@').unwrap();
+    let cur = servers
+        .state
+        .join("mail")
+        .join(domain)
+        .join(user)
+        .join("Maildir/cur");
+    let seen = std::fs::read_dir(&cur)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .contains(":2,S")
+        })
+        .count();
+    assert_eq!(seen, 3, "all three flagged \\Seen in place");
+
+    let daemon = Daemon::start(&gw);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(daemon.terminate().success());
+    assert_eq!(
+        gw.tickets().len(),
+        2,
+        "nothing processed twice after a restart"
+    );
+    assert_eq!(gw.suspended().len(), 1);
+}
