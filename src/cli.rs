@@ -44,6 +44,10 @@ enum Command {
     Ingest {
         #[arg(long)]
         json: bool,
+        /// For MTA pipe delivery: exit 75 (EX_TEMPFAIL) when a message
+        /// could not be committed, so the MTA keeps it queued and retries.
+        #[arg(long)]
+        mta: bool,
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
@@ -193,8 +197,13 @@ pub fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let mta = matches!(cli.command, Command::Ingest { mta: true, .. });
     match runtime.block_on(execute(cli)) {
         Ok(code) => code,
+        Err(Failure::Other(message)) if mta => {
+            eprintln!("ticketgate: {message}");
+            ExitCode::from(EX_TEMPFAIL)
+        }
         Err(Failure::Usage(message)) => {
             eprintln!("ticketgate: {message}");
             ExitCode::from(2)
@@ -307,6 +316,9 @@ fn print_json(value: &impl Serialize) -> Result<(), Failure> {
     Ok(())
 }
 
+/// sysexits.h: "temporary failure; try again later", which MTAs honour.
+const EX_TEMPFAIL: u8 = 75;
+
 /// Messages read per transaction by `ingest`: one durable commit per batch.
 const INGEST_BATCH: usize = 200;
 
@@ -314,7 +326,7 @@ impl Context {
     async fn run(&self, command: Command) -> CliResult {
         match command {
             Command::Users(UsersCommand::Import { file }) => self.import_users(&file).await,
-            Command::Ingest { json, files } => self.ingest(&files, json).await,
+            Command::Ingest { json, files, .. } => self.ingest(&files, json).await,
             Command::Ticket(command) => self.ticket(command).await,
             Command::Suspended(command) => self.suspended(command).await,
             Command::Outbox(OutboxCommand::List { json }) => self.outbox_list(json).await,

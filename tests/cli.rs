@@ -230,3 +230,23 @@ fn ticket_list_filters() {
         assert!(!line[field].is_null(), "{field}");
     }
 }
+
+#[test]
+fn pipe_delivery_asks_the_mta_to_retry_when_nothing_could_be_committed() {
+    let gw = Gateway::new();
+    let mail = Mail::new(JOHN, "Piped", "x").render();
+    // The database file becomes unwritable garbage.
+    std::fs::write(gw.path("ticketgate.db"), "not a database").unwrap();
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(gw.path(&format!("ticketgate.db{suffix}")));
+    }
+    let out = gw.run_with_stdin(&["ingest", "--mta", "-"], Some(mail.as_bytes()));
+    assert_eq!(
+        out.status.code(),
+        Some(75),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = gw.run_with_stdin(&["ingest", "-"], Some(mail.as_bytes()));
+    assert_eq!(out.status.code(), Some(1));
+}

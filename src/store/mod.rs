@@ -67,6 +67,9 @@ impl Store {
             // SQLite has one writer; one connection avoids busy waits in
             // the single-process CLI and keeps :memory: databases whole.
             .max_connections(if backend == Backend::Sqlite { 1 } else { 5 })
+            // Fail fast when the database is unusable: callers retry with
+            // their own back-off (the daemon) or report it (the CLI).
+            .acquire_timeout(std::time::Duration::from_secs(5))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
