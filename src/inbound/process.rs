@@ -217,15 +217,7 @@ impl Batch {
     }
 
     fn record(&mut self, report: &Report) {
-        if report.outcome == Outcome::Duplicate {
-            return;
-        }
-        self.records.push(store::messages::Record {
-            message_id: report.message_id.clone(),
-            outcome: report.outcome.as_str(),
-            reason: report.reason.map(Reason::as_str),
-            ticket_id: report.ticket,
-        });
+        self.records.extend(record_of(report));
     }
 }
 
@@ -404,9 +396,8 @@ impl Pipeline {
             now,
         )
         .await?;
-        let mut batch = Batch::default();
-        batch.record(&report);
-        store::messages::record_all(conn, &batch.records, now).await?;
+        let record: Vec<_> = record_of(&report).into_iter().collect();
+        store::messages::record_all(conn, &record, now).await?;
         Ok(report)
     }
 
@@ -857,6 +848,16 @@ struct Inbound<'a> {
     body: &'a str,
     full_text: &'a str,
     now: i64,
+}
+
+/// The processing log entry of a report; duplicates leave none.
+fn record_of(report: &Report) -> Option<store::messages::Record> {
+    (report.outcome != Outcome::Duplicate).then(|| store::messages::Record {
+        message_id: report.message_id.clone(),
+        outcome: report.outcome.as_str(),
+        reason: report.reason.map(Reason::as_str),
+        ticket_id: report.ticket,
+    })
 }
 
 /// Keeps the message whole in the suspended queue.
