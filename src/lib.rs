@@ -10,17 +10,29 @@
 //!   authenticating and authorizing senders, threading, the ticket state
 //!   machine.
 //! - [`reply`]: cutting the customer's new text out of a reply (pure).
-//! - [`inbound`]: raw bytes to a parsed mail, and the pipeline that commits
-//!   one outcome per message.
-//! - [`outbound`]: which notifications a change causes, queued in the outbox.
+//! - [`inbound`]: raw bytes to a parsed mail, the pipeline that commits
+//!   one outcome per message (its ticket rules in `process::apply`), and
+//!   the IMAP client.
+//! - [`outbound`]: notifications: queued in the outbox (enqueue), rendered
+//!   from templates (render), composed (compose) and delivered over SMTP or
+//!   to files with retries and the rate limit (deliver, transport).
+//! - [`rating`]: signed rating links and storing a rating.
+//! - [`daemon`]: `ticketgate run`: IMAP poller, outbox worker, scheduler,
+//!   metrics.
+//! - [`scheduler`]: due jobs (auto-close).
 //! - [`directory`]: the customer directory from CSV.
 //! - [`blobs`]: attachment contents on disk, content-addressed.
+//! - [`cpu`]: keeping the pipeline on one CPU with its database worker.
 //! - [`store`]: all SQL.
 //!
 //! ```text
-//! raw mail ─▶ parse ─▶ dedup ─▶ classify ─▶ authenticate ─▶ authorize
-//!         ─▶ extract reply ─▶ thread ─▶ apply ticket rules ─▶ one transaction:
-//!            ticket, comment, attachments, outbox rows, message record
+//! IMAP / ingest ─▶ parse ─▶ dedup ─▶ classify ─▶ authenticate ─▶ authorize
+//!   ─▶ extract reply ─▶ thread ─▶ apply ticket rules ─▶ one transaction:
+//!      ticket, comment, attachments, outbox rows, message record
+//!   ─▶ acknowledge in the mailbox
+//!
+//! outbox ─▶ claim ─▶ rate limit ─▶ render ─▶ compose ─▶ SMTP / file
+//!        ─▶ sent | retry later | failed | suppressed   (bounces: bounced)
 //! ```
 
 pub mod blobs;
