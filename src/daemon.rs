@@ -140,6 +140,20 @@ async fn pause(duration: Duration, stopped: &mut watch::Receiver<bool>) -> bool 
     }
 }
 
+/// Whether the server announced new messages (EXISTS/RECENT) during the
+/// commands since the last look; consumes those announcements.
+fn new_mail_announced(session: &ImapSession) -> bool {
+    use async_imap::types::UnsolicitedResponse;
+    let mut announced = false;
+    while let Ok(response) = session.unsolicited_responses.try_recv() {
+        if matches!(response, UnsolicitedResponse::Exists(n) | UnsolicitedResponse::Recent(n) if n > 0)
+        {
+            announced = true;
+        }
+    }
+    announced
+}
+
 struct Backoff(Duration);
 
 impl Backoff {
@@ -201,6 +215,11 @@ impl Daemon {
             if *stopped.borrow() {
                 let _ = session.logout().await;
                 return Ok(());
+            }
+            if new_mail_announced(&session) {
+                // Mail that arrived while we were busy was announced then,
+                // not again in IDLE: look before waiting.
+                continue;
             }
             if capabilities.idle && imap.idle {
                 let mut handle = session.idle();

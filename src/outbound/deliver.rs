@@ -103,7 +103,7 @@ impl Deliverer {
         if !store::outbox::claim(&mut conn, row, now + LEASE).await? {
             return Ok(());
         }
-        if row.automatic {
+        if row.automatic && !self.is_staff(&row.to) {
             let limit = i64::from(self.settings.outbound.rate_limit_per_hour);
             let sent = store::outbox::automatic_sent_since(&mut conn, &row.to, now - 3_600).await?;
             if sent >= limit {
@@ -167,6 +167,16 @@ impl Deliverer {
             }
         }
         Ok(())
+    }
+
+    /// Our own team and on-call addresses are not rate limited: a busy
+    /// day must not silence the agents' notices.
+    fn is_staff(&self, address: &str) -> bool {
+        let mail = &self.settings.mail;
+        [&mail.agents_address, &mail.oncall_address]
+            .into_iter()
+            .flatten()
+            .any(|staff| staff.eq_ignore_ascii_case(address))
     }
 
     /// Renders and composes a row; `Err` is a reason the row can never be

@@ -80,10 +80,16 @@ impl Transport {
     pub async fn send(&self, name: &str, message: &Message) -> Result<(), SendError> {
         match self {
             Transport::File { dir } => {
-                write_file(dir, name, &message.formatted()).map_err(|e| SendError {
-                    permanent: false,
-                    message: format!("cannot write to {}: {e}", dir.display()),
-                })
+                // Writing and syncing a file blocks; keep it off the thread
+                // that serves IMAP and the database.
+                let (path, name, bytes) = (dir.clone(), name.to_string(), message.formatted());
+                tokio::task::spawn_blocking(move || write_file(&path, &name, &bytes))
+                    .await
+                    .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+                    .map_err(|e| SendError {
+                        permanent: false,
+                        message: format!("cannot write to {}: {e}", dir.display()),
+                    })
             }
             Transport::Smtp(transport) => transport
                 .send(message.clone())
