@@ -358,7 +358,6 @@ impl Context {
 
     async fn ingest(&self, files: &[PathBuf], json: bool) -> CliResult {
         let pipeline = Pipeline::new(&self.settings);
-        let now = self.clock.now();
         let show_progress = std::io::stderr().is_terminal() && files.len() > 1;
         let mut summary = Summary::default();
         let mut unreadable = 0usize;
@@ -379,7 +378,9 @@ impl Context {
                     }
                 }
             }
-            let reports = pipeline.process_batch(&self.store, &raws, now).await?;
+            let reports = pipeline
+                .process_batch(&self.store, &raws, self.clock.now())
+                .await?;
             for (report, name) in reports.iter().zip(names) {
                 summary.add(report);
                 if json {
