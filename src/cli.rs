@@ -189,6 +189,8 @@ pub fn main() -> ExitCode {
     crate::cpu::pin_to_current_cpu();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        // Blocking helpers (file writes) may use the other CPUs.
+        .on_thread_start(crate::cpu::allow_all_cpus)
         .build()
     {
         Ok(rt) => rt,

@@ -27,3 +27,17 @@ pub fn pin_to_current_cpu() {
         }
     }
 }
+
+/// Lets the calling thread run on every CPU again: for helper threads
+/// (blocking file writes) that should not compete with the pinned pair.
+pub fn allow_all_cpus() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: as above; the set holds every CPU the process may know of.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for cpu in 0..libc::CPU_SETSIZE as usize {
+            libc::CPU_SET(cpu, &mut set);
+        }
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}

@@ -210,8 +210,14 @@ impl Daemon {
             let mailbox = session.select(&imap.mailbox).await?;
             backoff.reset();
             let uid_validity = i64::from(mailbox.uid_validity.unwrap_or(0));
-            self.drain(&mut session, imap, capabilities, uid_validity, stopped)
-                .await?;
+            // Until a search finds nothing: mail that arrived during a
+            // drain is taken before waiting.
+            while self
+                .drain(&mut session, imap, capabilities, uid_validity, stopped)
+                .await?
+                > 0
+                && !*stopped.borrow()
+            {}
             if *stopped.borrow() {
                 let _ = session.logout().await;
                 return Ok(());
@@ -247,7 +253,7 @@ impl Daemon {
         capabilities: Capabilities,
         uid_validity: i64,
         stopped: &watch::Receiver<bool>,
-    ) -> Result<(), SessionError> {
+    ) -> Result<usize, SessionError> {
         let mut conn = self.store.acquire().await?;
         let last_uid = match store::imap_state::get(&mut conn, &imap.mailbox).await? {
             Some((validity, last)) if validity == uid_validity => last,
@@ -262,7 +268,7 @@ impl Daemon {
             .imap_waiting
             .store(uids.len() as u64, Ordering::Relaxed);
         if uids.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         tracing::info!(waiting = uids.len(), "processing the mailbox");
         let started = Instant::now();
@@ -314,8 +320,12 @@ impl Daemon {
                 .store(left as u64, Ordering::Relaxed);
             let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-3);
             tracing::info!(done, left, rate = format!("{rate:.0}/s"), "batch committed");
+            // The client keeps only 100 unsolicited responses and drops the
+            // rest; a MOVE's EXPUNGEs would fill that and hide a later
+            // EXISTS. What arrived meanwhile is found by the next search.
+            new_mail_announced(session);
         }
-        Ok(())
+        Ok(done)
     }
 
     async fn deliver_outbox(&self, mut stopped: watch::Receiver<bool>) {
