@@ -217,12 +217,14 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr; `TICKETGATE_LOG` (e.g. `debug`) overrides the level.
+/// Logs go to stderr, in colour only on a terminal (not into files and
+/// journald); `TICKETGATE_LOG` (e.g. `debug`) overrides the level.
 fn init_logging(default_level: &str, json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TICKETGATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();
@@ -639,7 +641,12 @@ impl Context {
             Deliverer::new(&self.settings).map(|_| "all compile and render".to_string());
         report("templates", templates);
         match &self.settings.imap {
-            Some(imap) => report("imap", check_imap(imap).await),
+            Some(imap) => {
+                let connector = crate::inbound::imap::NetConnector::new(imap);
+                for (what, result) in crate::inbound::poller::check(&connector, imap).await {
+                    report(&what, result);
+                }
+            }
             None => report("imap", Ok("not configured (ingest only)".into())),
         }
         let result = match crate::outbound::transport::Transport::from_settings(&self.settings) {
@@ -693,27 +700,6 @@ impl Context {
         }
         Ok(ExitCode::SUCCESS)
     }
-}
-
-/// Logs in and selects the mailbox, as the daemon would.
-async fn check_imap(imap: &crate::config::ImapSettings) -> Result<String, String> {
-    let (mut session, caps) = crate::inbound::imap::connect(imap)
-        .await
-        .map_err(|e| e.to_string())?;
-    let mailbox = session
-        .select(&imap.mailbox)
-        .await
-        .map_err(|e| format!("{}: {e}", imap.mailbox))?;
-    let _ = session.logout().await;
-    Ok(format!(
-        "{}:{} as {}, {} holds {} messages, IDLE {}",
-        imap.host,
-        imap.port,
-        imap.username,
-        imap.mailbox,
-        mailbox.exists,
-        if caps.idle { "yes" } else { "no (polling)" }
-    ))
 }
 
 /// Reads one message file, or stdin for `-`.

@@ -126,6 +126,23 @@ pub struct ImapSettings {
     pub max_message_bytes: u64,
     /// A PEM certificate to trust besides the public roots.
     pub ca_file: Option<PathBuf>,
+    /// Seconds to wait for the server at every step: connect, TLS, the
+    /// greeting, the login and each command (a large fetch gets more, in
+    /// proportion to its size). A silent server is given up and reconnected.
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+    /// IDLE is ended and issued again after this many seconds, so that a
+    /// connection that died silently is noticed (RFC 2177 allows 29 minutes).
+    #[serde(default = "default_idle_renewal")]
+    pub idle_renewal_secs: u64,
+    /// A message the server fails to hand out this many times is suspended
+    /// as `unreadable` from what can be read (its headers, or its UID).
+    #[serde(default = "default_fetch_attempts")]
+    pub max_fetch_attempts: u32,
+    /// Bytes fetched and committed together at most (a larger message is
+    /// fetched alone).
+    #[serde(default = "default_batch_bytes")]
+    pub batch_max_bytes: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -266,6 +283,15 @@ fn default_retry_hours() -> i64 {
 }
 fn default_timeout() -> u64 {
     30
+}
+fn default_idle_renewal() -> u64 {
+    300
+}
+fn default_fetch_attempts() -> u32 {
+    3
+}
+fn default_batch_bytes() -> u64 {
+    8 * 1024 * 1024
 }
 fn default_poll_secs() -> u64 {
     30
@@ -414,6 +440,16 @@ impl Settings {
             if imap.batch_size == 0 {
                 return Err("[imap] batch_size must be at least 1".into());
             }
+            for (key, value) in [
+                ("timeout_secs", imap.timeout_secs),
+                ("idle_renewal_secs", imap.idle_renewal_secs),
+                ("max_fetch_attempts", u64::from(imap.max_fetch_attempts)),
+                ("batch_max_bytes", imap.batch_max_bytes),
+            ] {
+                if value == 0 {
+                    return Err(format!("[imap] {key} must be at least 1"));
+                }
+            }
             if imap.password.is_none()
                 && imap.xoauth2_token.is_none()
                 && imap.xoauth2_command.is_none()
@@ -505,7 +541,11 @@ from_name = "Support"
 # idle = true                  # IDLE when offered, else poll every…
 # poll_interval_secs = 30
 # batch_size = 100
+# batch_max_bytes = 8388608    # bytes fetched together at most
 # max_message_bytes = 26214400 # larger ones are suspended, not fetched
+# timeout_secs = 30            # per step: connect, TLS, greeting, login, command
+# idle_renewal_secs = 300      # IDLE is renewed this often
+# max_fetch_attempts = 3       # then a message the server won't hand out is suspended
 
 [daemon]
 outbox_interval_secs = 5

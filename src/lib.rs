@@ -11,14 +11,17 @@
 //!   machine.
 //! - [`reply`]: cutting the customer's new text out of a reply (pure).
 //! - [`inbound`]: raw bytes to a parsed mail, the pipeline that commits
-//!   one outcome per message (its ticket rules in `process::apply`), and
-//!   the IMAP client.
+//!   one outcome per message (its ticket rules in `process::apply`), the
+//!   IMAP client over any stream (`imap`, every step under a timeout) and
+//!   the daemon's mailbox poller (`poller`).
 //! - [`outbound`]: notifications: queued in the outbox (enqueue), rendered
 //!   from templates (render), composed (compose) and delivered over SMTP or
 //!   to files with retries and the rate limit (deliver, transport).
 //! - [`rating`]: signed rating links and storing a rating.
-//! - [`daemon`]: `ticketgate run`: IMAP poller, outbox worker, scheduler,
-//!   metrics.
+//! - [`daemon`]: `ticketgate run`, wiring only: the poller, the outbox
+//!   worker (`outbound::worker`), the scheduler and the metrics endpoint
+//!   under one cancellation token.
+//! - [`metrics`]: counters and the Prometheus text.
 //! - [`scheduler`]: due jobs (auto-close).
 //! - [`directory`]: the customer directory from CSV.
 //! - [`blobs`]: attachment contents on disk, content-addressed.
@@ -44,6 +47,7 @@ pub mod daemon;
 pub mod directory;
 pub mod domain;
 pub mod inbound;
+pub mod metrics;
 pub mod outbound;
 pub mod rating;
 pub mod reply;

@@ -23,3 +23,27 @@ pub async fn close_solved(
     tx.commit().await?;
     Ok(due)
 }
+
+const INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The daemon's scheduler: runs the jobs every minute until shutdown.
+pub async fn run(
+    store: &Store,
+    settings: &Settings,
+    clock: crate::clock::Clock,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        match close_solved(store, settings, clock.now()).await {
+            Ok(closed) if !closed.is_empty() => {
+                let ids: Vec<String> = closed.iter().map(|id| format!("#{id}")).collect();
+                tracing::info!("closed solved tickets: {}", ids.join(", "))
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!("scheduler: database error: {error}"),
+        }
+        if crate::inbound::poller::pause(INTERVAL, &shutdown).await {
+            return;
+        }
+    }
+}

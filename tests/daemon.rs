@@ -291,7 +291,11 @@ fn check_reports_each_peer() {
     let out = gw.run(&["check"]);
     let report = String::from_utf8_lossy(&out.stdout).to_string();
     assert_eq!(out.status.code(), Some(1), "{report}");
-    assert!(report.contains("FAIL  imap: login as"), "{report}");
+    assert!(
+        report.contains("FAIL  imap: authentication as")
+            && report.contains("[AUTHENTICATIONFAILED]"),
+        "{report}"
+    );
 }
 
 /// A free loopback port for the metrics endpoint.
@@ -350,7 +354,7 @@ fn polling_flagging_oversized_mail_and_metrics() {
         gw.tickets().len() == 1 && gw.suspended().len() == 1
     });
     let suspended = gw.suspended().remove(0);
-    assert_eq!(suspended["reason"], "processing_error");
+    assert_eq!(suspended["reason"], "over_limit");
     assert_eq!(suspended["subject"], "Huge log");
     assert!(
         suspended["detail"]

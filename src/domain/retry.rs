@@ -1,5 +1,6 @@
-//! When to try a failed delivery again: exponential back-off with jitter,
-//! capped, and a maximum age after which a temporary failure is final.
+//! When to try again: a failed delivery (exponential back-off with jitter,
+//! capped, and a maximum age after which a temporary failure is final), and
+//! a peer that went away (capped back-off).
 
 /// First retry after a minute, doubling up to an hour.
 const FIRST_DELAY: i64 = 60;
@@ -20,9 +21,49 @@ pub fn gives_up(created_at: i64, now: i64, max_age_seconds: i64) -> bool {
     now - created_at >= max_age_seconds
 }
 
+/// Capped exponential back-off for reconnecting to a peer: `start`,
+/// doubling up to `max`, until `reset` after the peer worked again.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    start: std::time::Duration,
+    max: std::time::Duration,
+    current: std::time::Duration,
+}
+
+impl Backoff {
+    pub fn new(start: std::time::Duration, max: std::time::Duration) -> Self {
+        Backoff {
+            start,
+            max,
+            current: start,
+        }
+    }
+
+    /// The delay before the next attempt; the one after is twice as long.
+    pub fn next_delay(&mut self) -> std::time::Duration {
+        let delay = self.current;
+        self.current = (self.current * 2).min(self.max);
+        delay
+    }
+
+    pub fn reset(&mut self) {
+        self.current = self.start;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backoff_doubles_to_its_cap_until_reset() {
+        use std::time::Duration;
+        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(5));
+        let delays: Vec<u64> = (0..5).map(|_| backoff.next_delay().as_secs()).collect();
+        assert_eq!(delays, vec![1, 2, 4, 5, 5]);
+        backoff.reset();
+        assert_eq!(backoff.next_delay().as_secs(), 1);
+    }
 
     #[test]
     fn delays_double_and_are_capped() {

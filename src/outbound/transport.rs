@@ -11,9 +11,18 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use crate::config::Settings;
 
 pub enum Transport {
-    File { dir: PathBuf },
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    File {
+        dir: PathBuf,
+    },
+    Smtp {
+        transport: AsyncSmtpTransport<Tokio1Executor>,
+        /// lettre bounds only the TCP connect; every send is bounded here.
+        timeout: Duration,
+    },
 }
+
+/// Bytes per second a large message is granted beyond the timeout.
+const MIN_SEND_RATE: u64 = 100 * 1024;
 
 /// A failed delivery, and whether trying again can help.
 #[derive(Debug)]
@@ -58,7 +67,10 @@ impl Transport {
             let password = smtp.password.clone().unwrap_or_default();
             builder = builder.credentials(Credentials::new(username.clone(), password));
         }
-        Ok(Transport::Smtp(builder.build()))
+        Ok(Transport::Smtp {
+            transport: builder.build(),
+            timeout: Duration::from_secs(smtp.timeout_secs),
+        })
     }
 
     /// Whether mail could go out now: the directory is writable, or the
@@ -68,21 +80,28 @@ impl Transport {
             Transport::File { dir } => std::fs::create_dir_all(dir)
                 .map(|_| format!("writes to {}", dir.display()))
                 .map_err(|e| format!("{}: {e}", dir.display())),
-            Transport::Smtp(transport) => match transport.test_connection().await {
-                Ok(true) => Ok("the server accepts connections".into()),
-                Ok(false) => Err("the server did not answer NOOP".into()),
-                Err(e) => Err(e.to_string()),
-            },
+            Transport::Smtp { transport, timeout } => {
+                match tokio::time::timeout(*timeout * 3, transport.test_connection()).await {
+                    Ok(Ok(true)) => Ok("the server accepts connections".into()),
+                    Ok(Ok(false)) => Err("the server did not answer NOOP".into()),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err(format!(
+                        "the server did not answer within {} s",
+                        timeout.as_secs() * 3
+                    )),
+                }
+            }
         }
     }
 
     /// Delivers one message. `name` names the file for the file transport.
     pub async fn send(&self, name: &str, message: &Message) -> Result<(), SendError> {
+        let bytes = message.formatted();
         match self {
             Transport::File { dir } => {
                 // Writing and syncing a file blocks; keep it off the thread
                 // that serves IMAP and the database.
-                let (path, name, bytes) = (dir.clone(), name.to_string(), message.formatted());
+                let (path, name) = (dir.clone(), name.to_string());
                 tokio::task::spawn_blocking(move || write_file(&path, &name, &bytes))
                     .await
                     .unwrap_or_else(|e| Err(std::io::Error::other(e)))
@@ -91,18 +110,30 @@ impl Transport {
                         message: format!("cannot write to {}: {e}", dir.display()),
                     })
             }
-            Transport::Smtp(transport) => transport
-                .send(message.clone())
-                .await
-                .map(|_| ())
-                .map_err(|e| {
-                    SendError {
-                        // Only the server's 5xx answer is final; a refused
-                        // connection, a timeout or a 4xx is worth another try.
-                        permanent: e.is_permanent(),
-                        message: e.to_string(),
-                    }
-                }),
+            Transport::Smtp { transport, timeout } => {
+                // Connect, greeting, TLS, AUTH, envelope and the data, and
+                // then some for a large message.
+                let size = bytes.len() as u64;
+                let limit = *timeout * 3 + Duration::from_secs(size / MIN_SEND_RATE);
+                let send = transport.send_raw(message.envelope(), &bytes);
+                match tokio::time::timeout(limit, send).await {
+                    Ok(result) => result.map(|_| ()).map_err(|e| {
+                        SendError {
+                            // Only the server's 5xx answer is final; a refused
+                            // connection, a timeout or a 4xx is worth another try.
+                            permanent: e.is_permanent(),
+                            message: e.to_string(),
+                        }
+                    }),
+                    Err(_) => Err(SendError {
+                        permanent: false,
+                        message: format!(
+                            "the SMTP server did not finish within {} s",
+                            limit.as_secs()
+                        ),
+                    }),
+                }
+            }
         }
     }
 }

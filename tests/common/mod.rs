@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod daemon;
+pub mod fake_imap;
 pub mod servers;
 
 use std::path::{Path, PathBuf};
@@ -120,6 +121,17 @@ impl Gateway {
 
     pub fn tickets(&self) -> Vec<Value> {
         self.json_lines(&["ticket", "list", "--json"])
+    }
+
+    /// The subjects of all tickets, sorted.
+    pub fn subjects(&self) -> Vec<String> {
+        let mut subjects: Vec<String> = self
+            .tickets()
+            .iter()
+            .map(|t| t["subject"].as_str().unwrap_or_default().to_string())
+            .collect();
+        subjects.sort();
+        subjects
     }
 
     pub fn outbox(&self) -> Vec<Value> {

@@ -74,7 +74,7 @@ impl MailServers {
         config
     }
 
-    fn maildir(&self, address: &str) -> PathBuf {
+    pub fn maildir(&self, address: &str) -> PathBuf {
         let (user, domain) = address.split_once('@').unwrap();
         self.state
             .join("mail")

@@ -19,6 +19,8 @@ CMD=$1
 case $CMD in start|stop|status) ;; *) usage ;; esac
 
 IMAP_PORT=${TG_IMAP_PORT:-14143}
+# A second Dovecot on the same mail, offering neither MOVE nor UIDPLUS.
+IMAP_BASIC_PORT=${TG_IMAP_BASIC_PORT:-14144}
 IMAPS_PORT=${TG_IMAPS_PORT:-14993}
 LMTP_PORT=${TG_LMTP_PORT:-14024}
 SMTP_PORT=${TG_SMTP_PORT:-14025}
@@ -41,11 +43,12 @@ STATE=$(cd "$2" && pwd -P)
 
 DC=$STATE/dovecot            DC_CONF=$STATE/dovecot/dovecot.conf
 DC_RUN=$STATE/dovecot/run    DC_LOG=$STATE/dovecot/dovecot.log
+DCB_CONF=$STATE/dovecot/basic.conf  DCB_RUN=$STATE/dovecot/run-basic
 PF=$STATE/postfix            PF_CONF=$STATE/postfix/etc
 PF_QUEUE=$STATE/postfix/queue PF_LOG=$STATE/postfix/postfix.log
 MAIL=$STATE/mail             TLS=$STATE/tls
 ENV_FILE=$STATE/env          FINGERPRINT=$STATE/.fingerprint
-PORTS="$IMAP_PORT $IMAPS_PORT $LMTP_PORT $SMTP_PORT $SMTP_REJECT_PORT"
+PORTS="$IMAP_PORT $IMAPS_PORT $IMAP_BASIC_PORT $LMTP_PORT $SMTP_PORT $SMTP_REJECT_PORT"
 
 # ---------------------------------------------------------------- helpers
 
@@ -63,10 +66,10 @@ live_pid() { # pidfile exe-basename
     echo "$pid"
 }
 # ...and only if it is this STATE_DIR's instance (by config path).
-dovecot_pid() {
-    local pid
-    pid=$(live_pid "$DC_RUN/master.pid" dovecot) &&
-        grep -qzxF -- "$DC_CONF" "/proc/$pid/cmdline" && echo "$pid"
+dovecot_pid() { # [run-dir conf]
+    local pid run=${1:-$DC_RUN} conf=${2:-$DC_CONF}
+    pid=$(live_pid "$run/master.pid" dovecot) &&
+        grep -qzxF -- "$conf" "/proc/$pid/cmdline" && echo "$pid"
 }
 postfix_pid() {
     local pid
@@ -126,9 +129,14 @@ do_stop() {
     else
         kill_orphans "$DC_RUN/master.pid" /usr/lib/dovecot
     fi
+    if pid=$(dovecot_pid "$DCB_RUN" "$DCB_CONF"); then
+        stop_group dovecot-basic "$pid"
+    else
+        kill_orphans "$DCB_RUN/master.pid" /usr/lib/dovecot
+    fi
     # Dovecot refuses to start while its pid file names a process, and a
     # dead master stays a zombie here for a while.
-    rm -f "$DC_RUN/master.pid"
+    rm -f "$DC_RUN/master.pid" "$DCB_RUN/master.pid"
     # Children hold inherited listening sockets for a moment after the master.
     for p in $old_ports; do
         for ((i = 0; i < 50; i++)); do port_open "$p" || break; sleep 0.1; done
@@ -196,6 +204,8 @@ state_dir = $DC/state
 log_path = $DC_LOG
 protocols = imap lmtp
 listen = 127.0.0.1
+# Each imap process shows its user, so a test can stop the one serving it.
+verbose_proctitle = yes
 
 ssl = yes
 ssl_cert = <$TLS/cert.pem
@@ -278,6 +288,28 @@ service auth {
     user = postfix
     group = postfix
   }
+}
+EOF
+}
+
+# The same Dovecot set-up without MOVE and UIDPLUS (and without LMTP and
+# the SASL socket, which the main instance provides), for the fall-backs.
+write_dovecot_basic_conf() {
+    sed -e "s|^instance_name = .*|instance_name = ticketgate-test-basic|" \
+        -e "s|^base_dir = .*|base_dir = $DCB_RUN|" \
+        -e "s|^state_dir = .*|state_dir = $DC/state-basic|" \
+        -e "s|^protocols = .*|protocols = imap|" \
+        -e "s|port = $IMAP_PORT\$|port = $IMAP_BASIC_PORT|" \
+        -e "s|port = $IMAPS_PORT\$|port = 0|" \
+        "$DC_CONF" | awk '
+            /^service lmtp \{/ { skip = 1 }
+            /^service auth \{/ { skip = 1 }
+            skip && /^\}/ { skip = 0; next }
+            !skip' >"$DCB_CONF"
+    install -d -m 0755 "$DC/state-basic"
+    cat >>"$DCB_CONF" <<EOF
+protocol imap {
+  imap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT SORT=DISPLAY THREAD=REFERENCES THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL CATENATE UNSELECT CHILDREN NAMESPACE LIST-EXTENDED I18NLEVEL=1 ESEARCH ESORT SEARCHRES WITHIN CONTEXT=SEARCH LIST-STATUS BINARY SPECIAL-USE LITERAL+
 }
 EOF
 }
@@ -402,6 +434,7 @@ env_lines() {
 TG_MAIL_HOST=127.0.0.1
 TG_IMAP_PORT=$IMAP_PORT
 TG_IMAPS_PORT=$IMAPS_PORT
+TG_IMAP_BASIC_PORT=$IMAP_BASIC_PORT
 TG_LMTP_PORT=$LMTP_PORT
 TG_SMTP_PORT=$SMTP_PORT
 TG_SMTP_REJECT_PORT=$SMTP_REJECT_PORT
@@ -415,7 +448,7 @@ do_start() {
     # Reuse a healthy instance started by this same script with the same
     # settings; otherwise restart from scratch (mail in STATE_DIR/mail stays).
     fp=$( { sha256sum <"${BASH_SOURCE[0]}"; env_lines; } | sha256sum | cut -c1-64)
-    if dovecot_pid >/dev/null && postfix_pid >/dev/null && [[ -r $FINGERPRINT && $(<"$FINGERPRINT") == "$fp" ]]; then
+    if dovecot_pid >/dev/null && dovecot_pid "$DCB_RUN" "$DCB_CONF" >/dev/null && postfix_pid >/dev/null && [[ -r $FINGERPRINT && $(<"$FINGERPRINT") == "$fp" ]]; then
         running=1
         for p in $PORTS; do port_open "$p" || running=0; done
     fi
@@ -440,6 +473,7 @@ do_start() {
         install -d -m 0700 -o "$MAIL_USER" -g "$MAIL_USER" "$MAIL"
         make_cert
         write_dovecot_conf
+        write_dovecot_basic_conf
         write_postfix_conf
         # postfix start's integrity checks (find over the queue and install
         # dirs) take ~2 s; once they have created the queue they add nothing.
@@ -451,6 +485,8 @@ do_start() {
         # process (started on the first login) skips the penalty if this
         # socket is missing; no setting turns it off in 2.3.
         rm -f "$DC_RUN/anvil-auth-penalty"
+        dovecot -c "$DCB_CONF" >>"$STATE/start.log" 2>&1 9>&- || { log_tails >&2; die "dovecot (basic) failed to start"; }
+        rm -f "$DCB_RUN/anvil-auth-penalty"
         postfix -c "$PF_CONF" start >>"$STATE/start.log" 2>&1 9>&- || { log_tails >&2; die "postfix failed to start"; }
         wait_for_ports
         echo "$fp" >"$FINGERPRINT"
@@ -463,6 +499,7 @@ do_start() {
 do_status() {
     local pid p rc=0
     if pid=$(dovecot_pid); then echo "dovecot: running (pid $pid)"; else echo "dovecot: stopped"; rc=3; fi
+    if pid=$(dovecot_pid "$DCB_RUN" "$DCB_CONF"); then echo "dovecot (basic): running (pid $pid)"; else echo "dovecot (basic): stopped"; rc=3; fi
     if pid=$(postfix_pid); then echo "postfix: running (pid $pid)"; else echo "postfix: stopped"; rc=3; fi
     if ((rc == 0)); then
         for p in $(sed -n 's/^TG_[A-Z_]*PORT=//p' "$ENV_FILE" 2>/dev/null); do

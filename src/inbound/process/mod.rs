@@ -60,6 +60,8 @@ pub enum Reason {
     AutoReply,
     Bounce,
     Loop,
+    OverLimit,
+    Unreadable,
     ProcessingError,
 }
 
@@ -72,6 +74,8 @@ impl Reason {
             Reason::AutoReply => "auto_reply",
             Reason::Bounce => "bounce",
             Reason::Loop => "loop",
+            Reason::OverLimit => "over_limit",
+            Reason::Unreadable => "unreadable",
             Reason::ProcessingError => "processing_error",
         }
     }
@@ -317,31 +321,34 @@ impl Pipeline {
         }
     }
 
-    /// Suspends a message too large to fetch, from its header section
-    /// alone (kept with a note), so it never blocks the mailbox.
-    pub async fn suspend_oversized(
+    /// Suspends a message the mailbox did not hand out whole (too large,
+    /// or unreadable on the server) from what could be read: its header
+    /// section, or nothing at all. It is known by `key` (its place in the
+    /// mailbox), not by its Message-ID, so that a whole copy arriving later
+    /// is processed as usual; the same key twice is a duplicate.
+    pub async fn suspend_held_back(
         &self,
         store: &store::Store,
-        headers: &[u8],
-        size: u64,
+        key: &str,
+        headers: Option<&[u8]>,
+        reason: Reason,
+        detail: &str,
         now: i64,
     ) -> Result<Report, PipelineError> {
-        let mut prepared = Prepared::new(headers);
-        prepared.failure = "too large";
-        let detail =
-            format!("message of {size} bytes exceeds [imap] max_message_bytes; headers kept");
+        let mail = headers.and_then(|h| Prepared::new(h).mail);
         let mut tx = store.begin().await?;
-        if store::messages::known_among(&mut tx, &[prepared.message_id.as_str()])
+        if !store::messages::known_among(&mut tx, &[key])
             .await?
             .is_empty()
         {
-            let report = self
-                .suspend_failed(&mut tx, &prepared, headers, &detail, now)
-                .await?;
-            tx.commit().await?;
-            return Ok(report);
+            return Ok(Report::new(key, Outcome::Duplicate));
         }
-        Ok(Report::new(&prepared.message_id, Outcome::Duplicate))
+        let raw = headers.unwrap_or_default();
+        let report = suspend(&mut tx, key, mail.as_ref(), raw, reason, Some(detail), now).await?;
+        let record: Vec<_> = record_of(&report).into_iter().collect();
+        store::messages::record_all(&mut tx, &record, now).await?;
+        tx.commit().await?;
+        Ok(report)
     }
 
     /// Processes one message on `conn` (the caller's transaction) inside a
