@@ -4,8 +4,6 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     dir: PathBuf,
@@ -20,13 +18,12 @@ impl BlobStore {
         self.dir.join(&sha256[..2]).join(sha256)
     }
 
-    /// Stores `data` durably and returns its hex SHA-256. Fails on I/O
+    /// Stores `data`, whose hex SHA-256 is `sha256`, durably. Fails on I/O
     /// errors (disk full, permissions).
-    pub fn put(&self, data: &[u8]) -> std::io::Result<String> {
-        let sha256 = hex(&Sha256::digest(data));
-        let path = self.path_of(&sha256);
+    pub fn put(&self, sha256: &str, data: &[u8]) -> std::io::Result<()> {
+        let path = self.path_of(sha256);
         if path.exists() {
-            return Ok(sha256);
+            return Ok(());
         }
         let parent = path.parent().expect("blob paths have a parent");
         std::fs::create_dir_all(parent)?;
@@ -36,7 +33,43 @@ impl BlobStore {
         tmp.1.write_all(data)?;
         tmp.1.sync_all()?;
         std::fs::rename(&tmp.0, &path)?;
-        Ok(sha256)
+        Ok(())
+    }
+
+    /// Removes temporary files that writers killed mid-write left behind:
+    /// those of processes that no longer run, and any older than a day.
+    /// Returns how many went.
+    pub fn remove_leftovers(&self) -> usize {
+        let Ok(shards) = std::fs::read_dir(&self.dir) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for shard in shards.flatten() {
+            let Ok(files) = std::fs::read_dir(shard.path()) else {
+                continue;
+            };
+            for file in files.flatten() {
+                let name = file.file_name().to_string_lossy().to_string();
+                let Some(rest) = name.strip_prefix(".tmp-") else {
+                    continue;
+                };
+                let writer_gone = rest
+                    .split('-')
+                    .next()
+                    .and_then(|pid| pid.parse::<u32>().ok())
+                    .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
+                let stale = file
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age.as_secs() > 86_400);
+                if (writer_gone || stale) && std::fs::remove_file(file.path()).is_ok() {
+                    removed += 1;
+                }
+            }
+        }
+        removed
     }
 }
 
@@ -57,15 +90,32 @@ pub fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest, Sha256};
 
     #[test]
     fn content_addressed_and_idempotent() {
         let dir = tempfile::tempdir().unwrap();
         let store = BlobStore::new(dir.path());
-        let a = store.put(b"%PDF-1.4 hallo").unwrap();
-        let b = store.put(b"%PDF-1.4 hallo").unwrap();
-        assert_eq!(a, b);
-        assert_eq!(std::fs::read(store.path_of(&a)).unwrap(), b"%PDF-1.4 hallo");
-        assert!(store.path_of(&a).starts_with(dir.path()));
+        let data = b"%PDF-1.4 hallo";
+        let sha = hex(&Sha256::digest(data));
+        store.put(&sha, data).unwrap();
+        store.put(&sha, data).unwrap();
+        assert_eq!(std::fs::read(store.path_of(&sha)).unwrap(), data);
+        assert!(store.path_of(&sha).starts_with(dir.path()));
+    }
+
+    #[test]
+    fn leftovers_of_dead_writers_are_removed_and_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::new(dir.path());
+        let shard = dir.path().join("ab");
+        std::fs::create_dir_all(&shard).unwrap();
+        // No process has pid 4194305 (above Linux's pid_max).
+        std::fs::write(shard.join(".tmp-4194305-00ff"), b"half").unwrap();
+        let live = format!(".tmp-{}-00ee", std::process::id());
+        std::fs::write(shard.join(&live), b"in progress").unwrap();
+        std::fs::write(shard.join("abcdef"), b"a blob").unwrap();
+        assert_eq!(store.remove_leftovers(), 1);
+        assert!(shard.join(&live).exists() && shard.join("abcdef").exists());
     }
 }

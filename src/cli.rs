@@ -12,6 +12,7 @@ use crate::clock::Clock;
 use crate::config::{Settings, SAMPLE};
 use crate::domain::sender::Role;
 use crate::domain::ticket::Status;
+use crate::inbound::files::Incoming;
 use crate::inbound::process::{Delivery, Pipeline, Report};
 use crate::outbound::deliver::{Deliverer, Scope};
 use crate::store::{self, Store};
@@ -323,8 +324,10 @@ fn print_json(value: &impl Serialize) -> Result<(), Failure> {
 /// sysexits.h: "temporary failure; try again later", which MTAs honour.
 const EX_TEMPFAIL: u8 = 75;
 
-/// Messages read per transaction by `ingest`: one durable commit per batch.
+/// Messages read per transaction by `ingest`: one durable commit per batch,
+/// and at most this many bytes of messages in memory.
 const INGEST_BATCH: usize = 200;
+const INGEST_BATCH_BYTES: usize = 8 * 1024 * 1024;
 
 impl Context {
     async fn run(&self, command: Command) -> CliResult {
@@ -362,51 +365,79 @@ impl Context {
 
     async fn ingest(&self, files: &[PathBuf], json: bool) -> CliResult {
         let pipeline = Pipeline::new(&self.settings);
+        let removed = pipeline.remove_leftovers();
+        if removed > 0 {
+            tracing::info!("removed {removed} temporary file(s) left by an interrupted run");
+        }
         let show_progress = std::io::stderr().is_terminal() && files.len() > 1;
-        let mut summary = Summary::default();
+        let limits = &self.settings.limits;
+        let mut out = IngestOutput {
+            json,
+            summary: Summary::default(),
+        };
         let mut unreadable = 0usize;
-        let mut done = 0usize;
+        let mut batch: Vec<(&Path, Vec<u8>)> = Vec::new();
+        let mut batch_bytes = 0usize;
 
-        for chunk in files.chunks(INGEST_BATCH) {
-            let mut raws = Vec::with_capacity(chunk.len());
-            let mut names = Vec::with_capacity(chunk.len());
-            for file in chunk {
-                match read_message(file) {
-                    Ok(raw) => {
-                        raws.push(raw);
-                        names.push(file);
-                    }
-                    Err(e) => {
-                        eprintln!("ticketgate: cannot read {}: {e}", file.display());
-                        unreadable += 1;
+        for (done, file) in files.iter().enumerate() {
+            match crate::inbound::files::read(file, limits) {
+                Ok(Incoming::Whole(raw)) => {
+                    batch_bytes += raw.len();
+                    batch.push((file, raw));
+                    if batch.len() >= INGEST_BATCH || batch_bytes >= INGEST_BATCH_BYTES {
+                        self.ingest_batch(&pipeline, &mut batch, &mut out).await?;
+                        batch_bytes = 0;
                     }
                 }
-            }
-            let reports = pipeline
-                .process_batch(&self.store, &raws, self.clock.now())
-                .await?;
-            for (report, name) in reports.iter().zip(names) {
-                summary.add(report);
-                if json {
-                    print_json(report)?;
-                } else {
-                    println!("{}: {}", name.display(), describe(report));
+                Ok(Incoming::TooLarge { headers, size }) => {
+                    // In order: what was read before it goes first.
+                    self.ingest_batch(&pipeline, &mut batch, &mut out).await?;
+                    batch_bytes = 0;
+                    let report = pipeline
+                        .suspend_oversized(&self.store, &headers, size, self.clock.now())
+                        .await?;
+                    out.emit(file, &report)?;
+                }
+                Err(e) => {
+                    eprintln!("ticketgate: cannot read {}: {e}", file.display());
+                    unreadable += 1;
                 }
             }
-            done += chunk.len();
-            if show_progress {
-                eprint!("\r{done}/{} messages", files.len());
+            if show_progress && (done + 1) % INGEST_BATCH == 0 {
+                eprint!("\r{}/{} messages", done + 1, files.len());
             }
         }
+        self.ingest_batch(&pipeline, &mut batch, &mut out).await?;
         if show_progress {
             eprintln!();
         }
-        eprintln!("{}", summary.line());
+        eprintln!("{}", out.summary.line());
         Ok(if unreadable > 0 {
             ExitCode::from(1)
         } else {
             ExitCode::SUCCESS
         })
+    }
+
+    /// Commits the messages read so far, in one transaction, and prints
+    /// their lines.
+    async fn ingest_batch(
+        &self,
+        pipeline: &Pipeline,
+        batch: &mut Vec<(&Path, Vec<u8>)>,
+        out: &mut IngestOutput,
+    ) -> Result<(), Failure> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let (names, raws): (Vec<&Path>, Vec<Vec<u8>>) = std::mem::take(batch).into_iter().unzip();
+        let reports = pipeline
+            .process_batch(&self.store, &raws, self.clock.now())
+            .await?;
+        for (report, name) in reports.iter().zip(names) {
+            out.emit(name, report)?;
+        }
+        Ok(())
     }
 
     async fn ticket(&self, command: TicketCommand) -> CliResult {
@@ -702,14 +733,21 @@ impl Context {
     }
 }
 
-/// Reads one message file, or stdin for `-`.
-fn read_message(path: &Path) -> std::io::Result<Vec<u8>> {
-    if path == Path::new("-") {
-        let mut raw = Vec::new();
-        std::io::stdin().read_to_end(&mut raw)?;
-        Ok(raw)
-    } else {
-        std::fs::read(path)
+/// Where `ingest` writes its lines, and what it counts.
+struct IngestOutput {
+    json: bool,
+    summary: Summary,
+}
+
+impl IngestOutput {
+    fn emit(&mut self, name: &Path, report: &Report) -> Result<(), Failure> {
+        self.summary.add(report);
+        if self.json {
+            print_json(report)
+        } else {
+            println!("{}: {}", name.display(), describe(report));
+            Ok(())
+        }
     }
 }
 

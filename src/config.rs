@@ -39,6 +39,67 @@ pub struct Settings {
     pub storage: StorageSettings,
     #[serde(default)]
     pub daemon: DaemonSettings,
+    #[serde(default)]
+    pub limits: LimitsSettings,
+}
+
+/// What one message may cost at most, for `ingest` as for IMAP. A message
+/// beyond a limit is suspended (`over_limit`, the detail names the key), or
+/// loses the part in excess with a note on its comment; it never takes
+/// unbounded time or memory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSettings {
+    /// Larger messages are suspended from their header section, never read
+    /// whole.
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: u64,
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: u64,
+    #[serde(default = "default_max_header_fields")]
+    pub max_header_fields: usize,
+    /// References beyond the newest this many are not looked at.
+    #[serde(default = "default_max_references")]
+    pub max_references: usize,
+    #[serde(default = "default_max_mime_parts")]
+    pub max_mime_parts: usize,
+    #[serde(default = "default_max_mime_depth")]
+    pub max_mime_depth: usize,
+    /// Attachments kept per message; the rest is dropped with a note.
+    #[serde(default = "default_max_attachments")]
+    pub max_attachments: usize,
+    /// Bytes of attachments kept per message; the rest is dropped with a
+    /// note.
+    #[serde(default = "default_max_message_bytes")]
+    pub max_attachment_bytes: u64,
+    /// HTML with more elements is turned into text by a plain tag stripper.
+    #[serde(default = "default_max_html_elements")]
+    pub max_html_elements: usize,
+    /// The customer's reply kept as the comment; longer ones are cut with a
+    /// note (the original text keeps more).
+    #[serde(default = "default_max_comment_bytes")]
+    pub max_comment_bytes: usize,
+    /// The message's whole text kept beside the comment.
+    #[serde(default = "default_max_full_text_bytes")]
+    pub max_full_text_bytes: usize,
+}
+
+impl Default for LimitsSettings {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: default_max_message_bytes(),
+            max_header_bytes: default_max_header_bytes(),
+            max_header_fields: default_max_header_fields(),
+            max_references: default_max_references(),
+            max_mime_parts: default_max_mime_parts(),
+            max_mime_depth: default_max_mime_depth(),
+            max_attachments: default_max_attachments(),
+            max_attachment_bytes: default_max_message_bytes(),
+            max_html_elements: default_max_html_elements(),
+            max_comment_bytes: default_max_comment_bytes(),
+            max_full_text_bytes: default_max_full_text_bytes(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -121,9 +182,6 @@ pub struct ImapSettings {
     /// Messages fetched and committed together.
     #[serde(default = "default_batch")]
     pub batch_size: usize,
-    /// Larger messages are suspended from their headers, never fetched whole.
-    #[serde(default = "default_max_message_bytes")]
-    pub max_message_bytes: u64,
     /// A PEM certificate to trust besides the public roots.
     pub ca_file: Option<PathBuf>,
     /// Seconds to wait for the server at every step: connect, TLS, the
@@ -302,6 +360,33 @@ fn default_batch() -> usize {
 fn default_max_message_bytes() -> u64 {
     25 * 1024 * 1024
 }
+fn default_max_header_bytes() -> u64 {
+    256 * 1024
+}
+fn default_max_header_fields() -> usize {
+    1_000
+}
+fn default_max_references() -> usize {
+    50
+}
+fn default_max_mime_parts() -> usize {
+    500
+}
+fn default_max_mime_depth() -> usize {
+    20
+}
+fn default_max_attachments() -> usize {
+    50
+}
+fn default_max_html_elements() -> usize {
+    20_000
+}
+fn default_max_comment_bytes() -> usize {
+    1024 * 1024
+}
+fn default_max_full_text_bytes() -> usize {
+    4 * 1024 * 1024
+}
 fn default_daemon_interval() -> u64 {
     5
 }
@@ -464,6 +549,21 @@ impl Settings {
                 ));
             }
         }
+        let limits = &self.limits;
+        for (key, value) in [
+            ("max_message_bytes", limits.max_message_bytes),
+            ("max_header_bytes", limits.max_header_bytes),
+            ("max_header_fields", limits.max_header_fields as u64),
+            ("max_mime_parts", limits.max_mime_parts as u64),
+            ("max_mime_depth", limits.max_mime_depth as u64),
+            ("max_html_elements", limits.max_html_elements as u64),
+            ("max_comment_bytes", limits.max_comment_bytes as u64),
+            ("max_full_text_bytes", limits.max_full_text_bytes as u64),
+        ] {
+            if value == 0 {
+                return Err(format!("[limits] {key} must be at least 1"));
+            }
+        }
         if self.outbound.retry_max_age_hours <= 0 {
             return Err(format!(
                 "[outbound] retry_max_age_hours = {} must be positive",
@@ -542,7 +642,6 @@ from_name = "Support"
 # poll_interval_secs = 30
 # batch_size = 100
 # batch_max_bytes = 8388608    # bytes fetched together at most
-# max_message_bytes = 26214400 # larger ones are suspended, not fetched
 # timeout_secs = 30            # per step: connect, TLS, greeting, login, command
 # idle_renewal_secs = 300      # IDLE is renewed this often
 # max_fetch_attempts = 3       # then a message the server won't hand out is suspended
@@ -592,6 +691,22 @@ emergency_markers = ["[Notfall]", "Notfall:", "[Emergency]"]
 [storage]
 # Attachments are stored under {data_dir}/attachments, by content hash.
 data_dir = "data"
+
+[limits]
+# What one message may cost at most (mail comes from the whole internet).
+# Beyond a limit it is suspended as over_limit, or loses what is in excess
+# with a note on its comment.
+max_message_bytes = 26214400   # larger ones: suspended from their headers
+max_header_bytes = 262144
+max_header_fields = 1000
+max_references = 50            # the newest ones are used for threading
+max_mime_parts = 500
+max_mime_depth = 20
+max_attachments = 50           # more are dropped, with a note
+max_attachment_bytes = 26214400
+max_html_elements = 20000      # more: converted by a plain tag stripper
+max_comment_bytes = 1048576    # the reply kept as the comment
+max_full_text_bytes = 4194304  # the whole text kept beside it
 
 [categories]
 # plus-address tag = category

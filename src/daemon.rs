@@ -37,10 +37,15 @@ pub async fn run(settings: Settings, store: Store, clock: Clock) -> Result<(), S
     let metrics = Arc::new(Metrics::default());
     let outbox_due = Arc::new(Notify::new());
     let pipeline = Arc::new(Pipeline::new(&settings));
+    let removed = pipeline.remove_leftovers();
+    if removed > 0 {
+        tracing::info!("removed {removed} temporary file(s) left by an interrupted run");
+    }
     let shutdown = CancellationToken::new();
     let poller = settings.imap.as_ref().map(|imap| {
         Poller::new(
             imap,
+            &settings.limits,
             NetConnector::new(imap),
             pipeline.clone(),
             store.clone(),

@@ -54,7 +54,7 @@ pub fn parse(data: &[u8]) -> Result<Vec<Entry>, String> {
         let field = |i: usize| record.get(index[i]).unwrap_or_default().to_string();
         let (organization, email, name, role, locale) = (
             field(0),
-            field(1).to_lowercase(),
+            crate::domain::sender::normalize_email(&field(1)),
             field(2),
             field(3),
             field(4),

@@ -24,7 +24,7 @@ fn comment_count(gw: &Gateway, ticket: i64) -> usize {
 }
 
 fn text_of(raw: &[u8]) -> String {
-    parse(raw)
+    parse(raw, &Default::default())
         .unwrap()
         .text
         .unwrap_or_default()
@@ -33,7 +33,7 @@ fn text_of(raw: &[u8]) -> String {
 
 /// The customer answers a notification the way a mail client does.
 fn answer(from: &str, raw: &[u8], words: &str) -> Vec<u8> {
-    let original = parse(raw).unwrap();
+    let original = parse(raw, &Default::default()).unwrap();
     let reply_to = String::from_utf8_lossy(raw)
         .lines()
         .find(|l| l.starts_with("Reply-To:"))
@@ -330,13 +330,13 @@ fn polling_flagging_oversized_mail_and_metrics() {
         .unwrap()
         .replace(
             "processed_mailbox = \"Processed\"\n",
-            "idle = false\npoll_interval_secs = 1\nmax_message_bytes = 4000\n",
+            "idle = false\npoll_interval_secs = 1\n",
         )
         .replace(
             "outbox_interval_secs = 1\n",
             &format!("outbox_interval_secs = 1\nmetrics_listen = \"127.0.0.1:{port}\"\n"),
         );
-    std::fs::write(&gw.config, config).unwrap();
+    std::fs::write(&gw.config, config + "[limits]\nmax_message_bytes = 4000\n").unwrap();
     let big = Mail::new(JOHN, "Huge log", &"log line\n".repeat(1000)).to(&support);
     servers.append(
         &support,

@@ -72,6 +72,7 @@ impl Harness {
             let imap = settings.imap.clone().unwrap();
             let poller = Poller::new(
                 &imap,
+                &settings.limits,
                 self.fake.connector(),
                 pipeline,
                 store.clone(),

@@ -22,7 +22,7 @@ fn delivered(gw: &Gateway) -> Vec<(String, InboundMail, Vec<u8>)> {
         .into_iter()
         .map(|name| {
             let raw = std::fs::read(dir.join(&name)).unwrap();
-            let mail = ticketgate::inbound::parse::parse(&raw).unwrap();
+            let mail = ticketgate::inbound::parse::parse(&raw, &Default::default()).unwrap();
             (name, mail, raw)
         })
         .collect()

@@ -70,7 +70,7 @@ fn a_conversation_by_mail_through_postfix() {
         .wait_for(ANNA, &ack_id, 1)
         .pop()
         .expect("acknowledgement delivered");
-    let ack = parse(&raw).unwrap();
+    let ack = parse(&raw, &Default::default()).unwrap();
     assert_eq!(ack.subject, format!("[#{id}] {subject}"));
     assert_eq!(ack.header("auto-submitted"), Some("auto-generated"));
     assert_eq!(
@@ -112,7 +112,11 @@ fn a_conversation_by_mail_through_postfix() {
         .as_str()
         .unwrap()
         .to_string();
-    let solved = parse(&servers.wait_for(ANNA, &solved_id, 1).pop().unwrap()).unwrap();
+    let solved = parse(
+        &servers.wait_for(ANNA, &solved_id, 1).pop().unwrap(),
+        &Default::default(),
+    )
+    .unwrap();
     assert!(text(&solved).contains("ist gelöst"), "{}", text(&solved));
     assert!(text(&solved).contains("https://help.example.com/rate/"));
 
@@ -126,7 +130,7 @@ fn a_conversation_by_mail_through_postfix() {
         .unwrap()
         .to_string();
     let john_raw = servers.wait_for(JOHN, &john_ack_id, 1).pop().unwrap();
-    let john_ack = parse(&john_raw).unwrap();
+    let john_ack = parse(&john_raw, &Default::default()).unwrap();
     assert!(
         text(&john_ack).contains("thank you for your request"),
         "{}",

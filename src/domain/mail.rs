@@ -1,12 +1,16 @@
 //! The parsed form of an inbound message: what the rules need, decoded.
 
-/// One inbound message, decoded from MIME. Addresses are lowercased.
+/// One inbound message, decoded from MIME. Addresses are lowercased
+/// (ASCII only, see `sender::normalize_email`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct InboundMail {
     /// `Message-ID` with angle brackets, as the sender gave it.
     pub message_id: Option<String>,
     pub from: Option<String>,
     pub from_name: Option<String>,
+    /// Why the author cannot be told for sure (several From fields or
+    /// mailboxes, a Sender of another domain); such mail is never believed.
+    pub sender_problem: Option<String>,
     /// `Return-Path`: `Some("")` for the null sender `<>`.
     pub return_path: Option<String>,
     /// Every address the message was delivered to: To, Cc, Delivered-To,
@@ -24,6 +28,10 @@ pub struct InboundMail {
     pub text: Option<String>,
     pub html: Option<String>,
     pub attachments: Vec<Attachment>,
+    /// Attachments beyond the limits, as "name (size)"; noted on the comment.
+    pub dropped_attachments: Vec<String>,
+    /// A limit the message exceeds (MIME parts, depth): it is suspended.
+    pub over_limit: Option<String>,
     /// Message-IDs of messages quoted inside a report (`message/rfc822`,
     /// `text/rfc822-headers`): what a bounce refers to.
     pub embedded_message_ids: Vec<String>,
@@ -31,9 +39,14 @@ pub struct InboundMail {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Attachment {
-    /// The name the sender gave; metadata only, never a path.
+    /// The name the sender gave, made safe (`parse::safe_filename`);
+    /// metadata only, never a path.
     pub filename: String,
+    /// The name as sent, when making it safe changed it.
+    pub original_filename: Option<String>,
     pub content_type: String,
+    /// Hex SHA-256 of `data`.
+    pub sha256: String,
     pub data: Vec<u8>,
 }
 

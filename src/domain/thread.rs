@@ -116,6 +116,10 @@ pub struct ThreadHints {
     pub category_tags: Vec<String>,
 }
 
+/// Hints of each kind looked at per message: a real reply has one or two;
+/// a header crammed with thousands must not cost a lookup each.
+const MAX_TICKET_HINTS: usize = 10;
+
 pub fn thread_hints(
     mail: &InboundMail,
     support: &SupportAddress,
@@ -148,8 +152,10 @@ fn looks_like_token(tag: &str) -> bool {
         .is_some_and(|(id, _)| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// Adds `item` unless it is there, up to `MAX_TICKET_HINTS` items (which
+/// also keeps the search for it short).
 fn push_unique<T: PartialEq>(list: &mut Vec<T>, item: T) {
-    if !list.contains(&item) {
+    if list.len() < MAX_TICKET_HINTS && !list.contains(&item) {
         list.push(item);
     }
 }

@@ -18,7 +18,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
-use crate::config::ImapSettings;
+use crate::config::{ImapSettings, LimitsSettings};
 use crate::domain::retry::Backoff;
 use crate::inbound::imap::{Connector, Imap, ImapError, Meta, Selected, COPY_MARKER};
 use crate::inbound::process::{hashed_message_id, Pipeline, PipelineError, Reason, Report};
@@ -58,6 +58,7 @@ pub struct Shared {
 
 pub struct Poller<C: Connector> {
     settings: ImapSettings,
+    limits: LimitsSettings,
     connector: C,
     pipeline: Arc<Pipeline>,
     store: Store,
@@ -96,6 +97,7 @@ struct Committed {
 impl<C: Connector> Poller<C> {
     pub fn new(
         settings: &ImapSettings,
+        limits: &LimitsSettings,
         connector: C,
         pipeline: Arc<Pipeline>,
         store: Store,
@@ -104,6 +106,7 @@ impl<C: Connector> Poller<C> {
     ) -> Self {
         Poller {
             settings: settings.clone(),
+            limits: limits.clone(),
             connector,
             pipeline,
             store,
@@ -284,7 +287,7 @@ impl<C: Connector> Poller<C> {
             let metas = imap.meta(chunk).await?;
             let mut queue: VecDeque<Vec<Meta>> = plan_batches(
                 &metas,
-                self.settings.max_message_bytes,
+                self.limits.max_message_bytes,
                 self.settings.batch_max_bytes,
             )
             .into();
@@ -368,10 +371,10 @@ impl<C: Connector> Poller<C> {
         let mut committed = Committed::default();
         if let [meta] = batch {
             let uid = meta.uid;
-            if meta.size > self.settings.max_message_bytes {
+            if meta.size > self.limits.max_message_bytes {
                 let detail = format!(
-                    "message of {} bytes exceeds [imap] max_message_bytes = {}",
-                    meta.size, self.settings.max_message_bytes
+                    "message of {} bytes exceeds [limits] max_message_bytes = {}",
+                    meta.size, self.limits.max_message_bytes
                 );
                 tracing::warn!(
                     uid,
@@ -550,7 +553,15 @@ impl<C: Connector> Poller<C> {
         let detail = format!("{detail}; size {} bytes; kept: {kept}", meta.size);
         let report = self
             .pipeline
-            .suspend_held_back(&self.store, &key, headers.as_deref(), reason, &detail, now)
+            .suspend_held_back(
+                &self.store,
+                &key,
+                &key,
+                headers.as_deref(),
+                reason,
+                &detail,
+                now,
+            )
             .await?;
         if reason == Reason::Unreadable {
             tracing::warn!(

@@ -9,9 +9,16 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 const WRAP_WIDTH: usize = 10_000;
 
 /// html5ever checks element scopes by walking the open-element stack, which is
-/// quadratic for absurd nesting (50 000 nested `<div>` took 12 s). Tags deeper
-/// than this are dropped before parsing; real mail stays far below it.
+/// quadratic for absurd nesting (50 000 nested `<div>` took 12 s, and as many
+/// `<div></span>` pairs, whose stray end tags each walk the stack, 60 s). The
+/// open elements are followed as html5ever would keep them: tags deeper than
+/// this are dropped before parsing, and so are end tags that close nothing.
+/// Real mail stays far below it.
 const MAX_DEPTH: usize = 200;
+
+/// HTML with more elements than the `[limits]` allow is not laid out:
+/// the plain tag stripper turns it into text, in linear time.
+pub const DEFAULT_MAX_ELEMENTS: usize = 20_000;
 
 // Private-use characters mark links in the rendered text so that the URL can be
 // placed inline after the link text (html2text's plain mode lists links as
@@ -99,9 +106,11 @@ const IMPLIED_END_TAGS: &[&str] = &[
 ];
 const RAW_TEXT_TAGS: &[&str] = &["script", "style", "textarea", "title", "xmp"];
 
-/// Replace `<hr>` by an Outlook-style underscore rule and drop tags nested deeper
-/// than `MAX_DEPTH`. A light tokenizer: exact HTML parsing is html5ever's job.
-fn prepare_html(html: &str) -> String {
+/// Replace `<hr>` by an Outlook-style underscore rule, drop tags nested deeper
+/// than `MAX_DEPTH` and end tags that close no open element. A light tokenizer:
+/// exact HTML parsing is html5ever's job. `None` when there are more than
+/// `max_elements` elements.
+fn prepare_html(html: &str, max_elements: usize) -> Option<String> {
     let html: String = html
         .chars()
         .filter(|c| !matches!(*c, LINK_OPEN | LINK_URL | LINK_CLOSE))
@@ -110,7 +119,8 @@ fn prepare_html(html: &str) -> String {
     let bytes = html.as_bytes();
     let mut out = String::with_capacity(html.len() + 64);
     let mut copied = 0;
-    let mut depth = 0usize;
+    let mut open: Vec<&str> = Vec::new();
+    let mut elements = 0usize;
     let mut i = 0;
     while let Some(off) = html[i..].find('<') {
         let lt = i + off;
@@ -136,6 +146,12 @@ fn prepare_html(html: &str) -> String {
         };
         let tag_end = gt + 1;
         let name = &lower[name_start..name_end];
+        if !closing {
+            elements += 1;
+            if elements > max_elements {
+                return None;
+            }
+        }
         if !closing && RAW_TEXT_TAGS.contains(&name) {
             let close = format!("</{name}");
             i = lower[tag_end..]
@@ -143,31 +159,40 @@ fn prepare_html(html: &str) -> String {
                 .map_or(html.len(), |e| tag_end + e);
             continue;
         }
-        if name == "hr" {
+        let drop = if name == "hr" {
             out.push_str(&html[copied..lt]);
             out.push_str("<p>________________________________</p>");
             copied = tag_end;
-        } else if !(VOID_TAGS.contains(&name)
+            false
+        } else if VOID_TAGS.contains(&name)
             || IMPLIED_END_TAGS.contains(&name)
-            || bytes[gt - 1] == b'/')
+            || bytes[gt - 1] == b'/'
         {
-            let too_deep = if closing {
-                let deep = depth > MAX_DEPTH;
-                depth = depth.saturating_sub(1);
-                deep
-            } else {
-                depth += 1;
-                depth > MAX_DEPTH
-            };
-            if too_deep {
-                out.push_str(&html[copied..lt]);
-                copied = tag_end;
+            false
+        } else if closing {
+            // Closes the innermost open element of that name, and what is
+            // open inside it; an end tag that closes nothing is dropped.
+            match open.iter().rposition(|n| *n == name) {
+                Some(at) => {
+                    open.truncate(at);
+                    false
+                }
+                None => true,
             }
+        } else if open.len() >= MAX_DEPTH {
+            true
+        } else {
+            open.push(name);
+            false
+        };
+        if drop {
+            out.push_str(&html[copied..lt]);
+            copied = tag_end;
         }
         i = tag_end;
     }
     out.push_str(&html[copied..]);
-    out
+    Some(out)
 }
 
 /// Put link targets inline: "text <url>", or just the text when it already is the URL.
@@ -213,21 +238,54 @@ fn inline_links(text: &str) -> String {
     out
 }
 
-/// Last resort when the converter fails: drop tags, keep text.
+/// When the converter fails or the HTML is too big to lay out: drop tags,
+/// keep text, block elements on lines of their own; one pass.
 fn strip_tags(html: &str) -> String {
+    const BLOCKS: &[&str] = &[
+        "p",
+        "div",
+        "br",
+        "tr",
+        "li",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "table",
+        "blockquote",
+        "pre",
+        "hr",
+        "ul",
+        "ol",
+    ];
     let mut out = String::with_capacity(html.len());
-    let mut in_tag = false;
-    for c in html.chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' if in_tag => in_tag = false,
-            _ if !in_tag => out.push(c),
-            _ => {}
+    let mut rest = html;
+    while let Some(lt) = rest.find('<') {
+        out.push_str(&rest[..lt]);
+        let Some(gt) = rest[lt..].find('>') else {
+            rest = "";
+            break;
+        };
+        let tag = &rest[lt + 1..lt + gt];
+        let name: String = tag
+            .trim_start_matches('/')
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect::<String>()
+            .to_ascii_lowercase();
+        if BLOCKS.contains(&name.as_str()) {
+            out.push('\n');
         }
+        rest = &rest[lt + gt + 1..];
     }
+    out.push_str(rest);
     out.replace("&nbsp;", " ")
         .replace("&lt;", "<")
         .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
         .replace("&amp;", "&")
 }
 
@@ -253,11 +311,14 @@ fn tidy_lines(text: &str) -> String {
 
 /// Readable text from HTML: paragraphs and `<br>` become lines, lists get "- " /
 /// "1. ", links are written "text <url>", blockquotes are prefixed with "> ".
-pub fn html_to_text(html: &str) -> String {
-    let prepared = prepare_html(html);
+/// Beyond `max_elements` elements, tags are only stripped.
+pub fn html_to_text(html: &str, max_elements: usize) -> String {
+    let Some(prepared) = prepare_html(html, max_elements) else {
+        return tidy_lines(&strip_tags(html));
+    };
     let rendered = catch_unwind(AssertUnwindSafe(|| {
         html2text::config::with_decorator(MailDecorator::default())
-            .no_table_borders()
+            .raw_mode(true)
             .string_from_read(prepared.as_bytes(), WRAP_WIDTH)
     }));
     let text = match rendered {
@@ -309,9 +370,44 @@ pub fn quote_start(html: &str) -> Option<usize> {
 mod tests {
     use super::*;
 
+    fn html_to_text_default(html: &str) -> String {
+        html_to_text(html, DEFAULT_MAX_ELEMENTS)
+    }
+
+    #[test]
+    fn stray_end_tags_cannot_make_the_parser_quadratic() {
+        let html = "<div></span>".repeat(100_000);
+        let t = std::time::Instant::now();
+        let _ = html_to_text(&html, usize::MAX);
+        assert!(t.elapsed().as_secs() < 5, "{:?}", t.elapsed());
+        assert_eq!(
+            prepare_html("<div>a</span>b</div>", 100).unwrap(),
+            "<div>ab</div>"
+        );
+    }
+
+    #[test]
+    fn too_many_elements_are_stripped_not_laid_out() {
+        let html = format!("<p>Hallo</p>{}", "<b>x</b>".repeat(50));
+        assert_eq!(prepare_html(&html, 10), None);
+        let text = html_to_text(&html, 10);
+        assert!(text.starts_with("Hallo"), "{text}");
+    }
+
+    #[test]
+    fn tables_are_not_padded_to_the_wrap_width() {
+        let html = format!(
+            "<table>{}</table>",
+            "<tr><td>Artikel</td><td>4711</td></tr>".repeat(2_000)
+        );
+        let text = html_to_text(&html, DEFAULT_MAX_ELEMENTS);
+        assert!(text.len() < 100_000, "{} bytes", text.len());
+        assert!(text.contains("Artikel") && text.contains("4711"));
+    }
+
     #[test]
     fn lists_links_and_breaks() {
-        let t = html_to_text(
+        let t = html_to_text_default(
             "<p>Hallo<br>Welt</p><ul><li>eins</li><li>zwei</li></ul><p><a href=\"https://x.org/a\">Link</a> und <a href=\"https://y.org\">https://y.org</a></p>",
         );
         assert_eq!(
@@ -322,14 +418,15 @@ mod tests {
 
     #[test]
     fn blockquote_is_prefixed() {
-        let t = html_to_text("<p>Antwort</p><blockquote type=\"cite\"><p>alt</p></blockquote>");
+        let t =
+            html_to_text_default("<p>Antwort</p><blockquote type=\"cite\"><p>alt</p></blockquote>");
         assert_eq!(t, "Antwort\n\n> alt");
     }
 
     #[test]
     fn hr_becomes_rule() {
         assert_eq!(
-            html_to_text("a<hr>b"),
+            html_to_text_default("a<hr>b"),
             "a\n\n________________________________\n\nb"
         );
     }
@@ -338,7 +435,7 @@ mod tests {
     fn deep_nesting_is_fast_and_safe() {
         let html = format!("{}x{}", "<div>".repeat(50_000), "</div>".repeat(50_000));
         let t = std::time::Instant::now();
-        assert_eq!(html_to_text(&html), "x");
+        assert_eq!(html_to_text_default(&html), "x");
         assert!(t.elapsed().as_secs() < 5);
     }
 
@@ -353,7 +450,7 @@ mod tests {
             "\u{E000}<b>",
             "<a\u{E001}>x</a>",
         ] {
-            let _ = html_to_text(s);
+            let _ = html_to_text_default(s);
         }
     }
 

@@ -67,25 +67,37 @@ pub fn extract_reply(text: &str) -> String {
 /// Same for an HTML-only body: convert to readable text (lists, links, line breaks) and extract,
 /// honouring <blockquote> / Outlook's divRplyFwdMsg / gmail_quote structure where useful.
 pub fn extract_reply_html(html: &str) -> String {
-    let full = html_to_text(html);
-    let full_lines: Vec<&str> = full.split('\n').collect();
-    if delimiter::find_delimiter_line(&full_lines).is_some() {
-        return extract_reply(&full);
-    }
-    // The client marked where its quote starts; text conversion of the part
-    // before it is more reliable than recognising a header in any language.
-    if let Some(pos) = html::quote_start(html) {
-        let reply = extract_reply(&html_to_text(&html[..pos]));
-        if !reply.is_empty() {
-            return reply;
-        }
-    }
-    extract_reply(&full)
+    extract_html(html, html::DEFAULT_MAX_ELEMENTS).reply
 }
 
-/// Readable text from HTML (used for the full text kept beside the reply too).
+/// What an HTML-only body says: the reply, and the whole text beside it.
+pub struct HtmlText {
+    pub reply: String,
+    pub full_text: String,
+}
+
+/// The reply and the whole text of an HTML body, converted once. HTML with
+/// more than `max_elements` elements is only stripped of its tags.
+pub fn extract_html(html: &str, max_elements: usize) -> HtmlText {
+    let full_text = html::html_to_text(html, max_elements);
+    let full_lines: Vec<&str> = full_text.split('\n').collect();
+    let reply = if delimiter::find_delimiter_line(&full_lines).is_some() {
+        extract_reply(&full_text)
+    } else {
+        // The client marked where its quote starts; text conversion of the
+        // part before it is more reliable than recognising a header in any
+        // language.
+        html::quote_start(html)
+            .map(|pos| extract_reply(&html::html_to_text(&html[..pos], max_elements)))
+            .filter(|reply| !reply.is_empty())
+            .unwrap_or_else(|| extract_reply(&full_text))
+    };
+    HtmlText { reply, full_text }
+}
+
+/// Readable text from HTML.
 pub fn html_to_text(html: &str) -> String {
-    html::html_to_text(html)
+    html::html_to_text(html, html::DEFAULT_MAX_ELEMENTS)
 }
 
 fn normalize_newlines(text: &str) -> Cow<'_, str> {

@@ -3,7 +3,7 @@
 use sqlx::Row;
 
 use super::Conn;
-use crate::domain::sender::{Person, Role};
+use crate::domain::sender::{normalize_email, Person, Role};
 
 pub async fn upsert_organization(conn: &mut Conn, name: &str) -> Result<i64, sqlx::Error> {
     if let Some(row) = sqlx::query("SELECT id FROM organizations WHERE name = $1")
@@ -35,7 +35,7 @@ pub async fn upsert_person(
              name = excluded.name, role = excluded.role, locale = excluded.locale",
     )
     .bind(organization_id)
-    .bind(email.to_lowercase())
+    .bind(normalize_email(email))
     .bind(name)
     .bind(role.as_str())
     .bind(locale)
@@ -64,7 +64,7 @@ pub async fn person_by_email(conn: &mut Conn, email: &str) -> Result<Option<Pers
     sqlx::query(&format!(
         "SELECT {PERSON_COLUMNS} FROM users WHERE email = $1"
     ))
-    .bind(email.to_lowercase())
+    .bind(normalize_email(email))
     .fetch_optional(&mut *conn)
     .await?
     .as_ref()

@@ -5,17 +5,18 @@ use sqlx::Row;
 
 use super::Conn;
 
-/// Which of `message_ids` were processed before.
+/// Which of `message_ids` were processed before, with the fingerprint they
+/// were processed with.
 pub async fn known_among(
     conn: &mut Conn,
     message_ids: &[&str],
-) -> Result<Vec<String>, sqlx::Error> {
+) -> Result<Vec<(String, Option<String>)>, sqlx::Error> {
     if message_ids.is_empty() {
         return Ok(Vec::new());
     }
     let list: Vec<String> = (1..=message_ids.len()).map(|i| format!("${i}")).collect();
     let sql = format!(
-        "SELECT message_id FROM messages WHERE message_id IN ({})",
+        "SELECT message_id, fingerprint FROM messages WHERE message_id IN ({})",
         list.join(", ")
     );
     let mut query = sqlx::query(&sql);
@@ -26,13 +27,16 @@ pub async fn known_among(
         .fetch_all(&mut *conn)
         .await?
         .iter()
-        .map(|row| row.try_get("message_id"))
+        .map(|row| Ok((row.try_get("message_id")?, row.try_get("fingerprint")?)))
         .collect()
 }
 
 /// A processed message's outcome, for deduplication and the log.
 pub struct Record {
+    /// The dedup key: the Message-ID, or for a second message with the
+    /// same Message-ID, the Message-ID with its fingerprint.
     pub message_id: String,
+    pub fingerprint: Option<String>,
     pub outcome: &'static str,
     pub reason: Option<&'static str>,
     pub ticket_id: Option<i64>,
@@ -45,16 +49,18 @@ pub async fn record_all(conn: &mut Conn, records: &[Record], now: i64) -> Result
         return Ok(());
     }
     let sql = format!(
-        "INSERT INTO messages (message_id, outcome, reason, ticket_id, processed_at) VALUES {}
+        "INSERT INTO messages (message_id, fingerprint, outcome, reason, ticket_id, processed_at)
+         VALUES {}
          ON CONFLICT (message_id) DO UPDATE SET outcome = excluded.outcome,
              reason = excluded.reason, ticket_id = excluded.ticket_id,
              processed_at = excluded.processed_at",
-        super::placeholders(records.len(), 5)
+        super::placeholders(records.len(), 6)
     );
     let mut query = sqlx::query(&sql);
     for r in records {
         query = query
             .bind(r.message_id.as_str())
+            .bind(r.fingerprint.as_deref())
             .bind(r.outcome)
             .bind(r.reason)
             .bind(r.ticket_id)
@@ -88,13 +94,29 @@ pub async fn add_refs(
     Ok(())
 }
 
-pub async fn ticket_for_ref(conn: &mut Conn, message_id: &str) -> Result<Option<i64>, sqlx::Error> {
-    sqlx::query("SELECT ticket_id FROM message_refs WHERE message_id = $1")
-        .bind(message_id)
-        .fetch_optional(&mut *conn)
+/// The tickets these Message-IDs thread into, in one query.
+pub async fn tickets_for_refs(
+    conn: &mut Conn,
+    message_ids: &[String],
+) -> Result<std::collections::HashMap<String, i64>, sqlx::Error> {
+    if message_ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let list: Vec<String> = (1..=message_ids.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT message_id, ticket_id FROM message_refs WHERE message_id IN ({})",
+        list.join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for id in message_ids {
+        query = query.bind(id.as_str());
+    }
+    query
+        .fetch_all(&mut *conn)
         .await?
-        .map(|row| row.try_get("ticket_id"))
-        .transpose()
+        .iter()
+        .map(|row| Ok((row.try_get("message_id")?, row.try_get("ticket_id")?)))
+        .collect()
 }
 
 /// The ticket's conversation, oldest first, at most `limit` of the newest

@@ -153,20 +153,18 @@ pub async fn add_comment(conn: &mut Conn, comment: NewComment<'_>) -> Result<i64
 pub async fn add_attachment(
     conn: &mut Conn,
     comment_id: i64,
-    filename: &str,
-    content_type: &str,
-    size: i64,
-    sha256: &str,
+    attachment: &crate::domain::mail::Attachment,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO attachments (comment_id, filename, content_type, size, sha256)
-         VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO attachments (comment_id, filename, original_filename, content_type, size, sha256)
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(comment_id)
-    .bind(filename)
-    .bind(content_type)
-    .bind(size)
-    .bind(sha256)
+    .bind(&attachment.filename)
+    .bind(attachment.original_filename.as_deref())
+    .bind(&attachment.content_type)
+    .bind(attachment.data.len() as i64)
+    .bind(&attachment.sha256)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -259,7 +257,12 @@ pub async fn list(conn: &mut Conn, filter: &ListFilter) -> Result<Vec<TicketSumm
     );
     sqlx::query(&sql)
         .bind(filter.organization.as_deref())
-        .bind(filter.requester.as_deref().map(str::to_lowercase))
+        .bind(
+            filter
+                .requester
+                .as_deref()
+                .map(crate::domain::sender::normalize_email),
+        )
         .bind(filter.status.as_deref())
         .fetch_all(&mut *conn)
         .await?

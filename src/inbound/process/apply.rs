@@ -36,11 +36,13 @@ impl Pipeline {
         person: &Person,
     ) -> Result<Option<Ticket>, sqlx::Error> {
         let mut candidates: Vec<i64> = hints.token_tickets.clone();
-        for message_id in &hints.referenced_ids {
-            if let Some(id) = store::messages::ticket_for_ref(conn, message_id).await? {
-                candidates.push(id);
-            }
-        }
+        let referenced = store::messages::tickets_for_refs(conn, &hints.referenced_ids).await?;
+        candidates.extend(
+            hints
+                .referenced_ids
+                .iter()
+                .filter_map(|id| referenced.get(id).copied()),
+        );
         candidates.extend(&hints.subject_tickets);
         for id in candidates {
             if let Some(ticket) = store::tickets::get(conn, id).await? {
@@ -311,16 +313,8 @@ impl Pipeline {
         )
         .await?;
         for attachment in &inbound.mail.attachments {
-            let sha256 = self.blobs.put(&attachment.data)?;
-            store::tickets::add_attachment(
-                conn,
-                comment_id,
-                &attachment.filename,
-                &attachment.content_type,
-                attachment.data.len() as i64,
-                &sha256,
-            )
-            .await?;
+            self.blobs.put(&attachment.sha256, &attachment.data)?;
+            store::tickets::add_attachment(conn, comment_id, attachment).await?;
         }
         Ok(comment_id)
     }

@@ -3,20 +3,20 @@
 //! given, so the caller decides the transaction; nothing is sent here, only
 //! queued in the outbox.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::blobs::{self, BlobStore};
-use crate::config::Settings;
+use crate::config::{LimitsSettings, Settings};
 use crate::domain::classify::{classify, MachineMail};
 use crate::domain::mail::InboundMail;
-use crate::domain::sender::{is_spoofed, Person, Role};
+use crate::domain::sender::{authenticate, Distrust, Person, Role};
 use crate::domain::thread::{thread_hints, SupportAddress, TokenSigner};
 use crate::domain::ticket::Status;
-use crate::inbound::parse::parse;
+use crate::inbound::parse;
 use crate::outbound::enqueue::{Event, Notifications, Recipient, Topic};
 use crate::reply;
 use crate::store::{self, Conn};
@@ -55,6 +55,7 @@ impl Outcome {
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
     SpoofSuspected,
+    AmbiguousSender,
     NotKeyUser,
     UnknownSender,
     AutoReply,
@@ -69,6 +70,7 @@ impl Reason {
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::SpoofSuspected => "spoof_suspected",
+            Reason::AmbiguousSender => "ambiguous_sender",
             Reason::NotKeyUser => "not_key_user",
             Reason::UnknownSender => "unknown_sender",
             Reason::AutoReply => "auto_reply",
@@ -132,53 +134,100 @@ pub enum Delivery {
     Released,
 }
 
-/// What the pure steps make of the raw bytes, before any database work.
+/// What the pure first steps make of the raw bytes, before any database
+/// work: the parsed mail and the keys it is known by. Reply extraction (the
+/// expensive part) waits until the gates let the message through.
 struct Prepared {
     message_id: String,
+    /// What makes two copies of a message the same one: sender, subject,
+    /// text and attachments (or the raw bytes, when there is no mail).
+    fingerprint: String,
     mail: Option<InboundMail>,
     /// Why there is no mail, when there is none.
     failure: &'static str,
-    reply: String,
-    full_text: String,
+    /// Why the message goes to the suspended queue whatever it says: a
+    /// limit it exceeds, or the mailbox not handing it out whole.
+    held: Option<(Reason, String)>,
 }
 
 impl Prepared {
-    /// Parses and extracts; a panic in either (a bug, never the sender's
-    /// fault) leaves a message without mail, which is suspended.
-    fn new(raw: &[u8]) -> Prepared {
-        catch_unwind(AssertUnwindSafe(|| Prepared::parse(raw))).unwrap_or_else(|_| Prepared {
-            message_id: hashed_message_id(raw),
-            mail: None,
-            failure: "the message could not be parsed",
-            reply: String::new(),
-            full_text: String::new(),
+    /// Checks the header section and parses; a panic (a bug, never the
+    /// sender's fault) leaves a message without mail, which is suspended.
+    fn new(raw: &[u8], limits: &LimitsSettings) -> Prepared {
+        catch_unwind(AssertUnwindSafe(|| Prepared::parse(raw, limits))).unwrap_or_else(|_| {
+            Prepared {
+                message_id: hashed_message_id(raw),
+                fingerprint: blobs::hex(&Sha256::digest(raw)),
+                mail: None,
+                failure: "the message could not be parsed",
+                held: None,
+            }
         })
     }
 
-    fn parse(raw: &[u8]) -> Prepared {
-        let mail = parse(raw);
+    fn parse(raw: &[u8], limits: &LimitsSettings) -> Prepared {
+        let unparsed = |held: Option<(Reason, String)>| Prepared {
+            message_id: hashed_message_id(raw),
+            fingerprint: blobs::hex(&Sha256::digest(raw)),
+            mail: None,
+            failure: "not a mail message (no header section)",
+            held,
+        };
+        if let Err(detail) = parse::check_header_section(raw, limits) {
+            return unparsed(Some((Reason::OverLimit, detail)));
+        }
+        let Some(mail) = parse::parse(raw, limits) else {
+            return unparsed(None);
+        };
         let message_id = mail
-            .as_ref()
-            .and_then(|m| m.message_id.clone())
+            .message_id
+            .clone()
             .filter(|id| id.len() > 2)
             .unwrap_or_else(|| hashed_message_id(raw));
-        let (reply, full_text) = match &mail {
-            Some(InboundMail {
-                text: Some(text), ..
-            }) => (reply::extract_reply(text), text.clone()),
-            Some(InboundMail {
-                html: Some(html), ..
-            }) => (reply::extract_reply_html(html), reply::html_to_text(html)),
-            _ => (String::new(), String::new()),
-        };
         Prepared {
             message_id,
-            mail,
-            failure: "not a mail message (no header section)",
-            reply,
-            full_text,
+            fingerprint: fingerprint(&mail),
+            held: mail.over_limit.clone().map(|d| (Reason::OverLimit, d)),
+            mail: Some(mail),
+            failure: "",
         }
     }
+
+    /// A message the source did not hand out whole, known by `key`; its
+    /// header section (if any) names sender and subject for the queue.
+    fn held_back(
+        key: &str,
+        fingerprint: &str,
+        headers: Option<&[u8]>,
+        reason: Reason,
+        detail: &str,
+        limits: &LimitsSettings,
+    ) -> Prepared {
+        Prepared {
+            message_id: key.to_string(),
+            fingerprint: fingerprint.to_string(),
+            mail: headers.and_then(|h| parse::parse(h, limits)),
+            failure: "",
+            held: Some((reason, detail.to_string())),
+        }
+    }
+}
+
+fn fingerprint(mail: &InboundMail) -> String {
+    let mut hash = Sha256::new();
+    for part in [
+        mail.from.as_deref().unwrap_or_default(),
+        mail.subject.as_str(),
+        mail.text.as_deref().unwrap_or_default(),
+        mail.html.as_deref().unwrap_or_default(),
+    ] {
+        hash.update(part.as_bytes());
+        hash.update([0]);
+    }
+    for attachment in &mail.attachments {
+        hash.update(attachment.sha256.as_bytes());
+    }
+    blobs::hex(&hash.finalize())
 }
 
 /// A message without Message-ID is known by the hash of its bytes, so the
@@ -187,25 +236,164 @@ pub fn hashed_message_id(raw: &[u8]) -> String {
     format!("<{}@sha256.ticketgate>", blobs::hex(&Sha256::digest(raw)))
 }
 
+/// The text a message adds: the reply as the comment, the whole text beside
+/// it, each within its limit, with a note on what was left out.
+struct Extracted {
+    body: String,
+    full_text: String,
+}
+
+fn extract(mail: &InboundMail, limits: &LimitsSettings) -> Extracted {
+    // The text is cut first: what lies beyond the kept text is not looked
+    // at, so a giant body costs no more than the limit.
+    let cut_note = |text: &mut String| {
+        if cut_to(text, limits.max_full_text_bytes) {
+            text.push_str(&format!(
+                "\n\n[ticketgate: cut at {} bytes ([limits] max_full_text_bytes)]",
+                limits.max_full_text_bytes
+            ));
+        }
+    };
+    let (mut body, full_text) = match (&mail.text, &mail.html) {
+        (Some(text), _) => {
+            let mut full_text = text.clone();
+            cut_note(&mut full_text);
+            (reply::extract_reply(&full_text), full_text)
+        }
+        (None, Some(html)) => {
+            let html = reply::extract_html(html, limits.max_html_elements);
+            let mut full_text = html.full_text;
+            cut_note(&mut full_text);
+            (html.reply, full_text)
+        }
+        _ => (String::new(), String::new()),
+    };
+    if cut_to(&mut body, limits.max_comment_bytes) {
+        body.push_str(&format!(
+            "\n\n[ticketgate: the reply was cut at {} bytes ([limits] max_comment_bytes); the original text keeps more]",
+            limits.max_comment_bytes
+        ));
+    }
+    if !mail.dropped_attachments.is_empty() {
+        body.push_str(&format!(
+            "\n\n[ticketgate: {} attachment(s) not kept, beyond [limits] max_attachments = {} or max_attachment_bytes = {}: {}]",
+            mail.dropped_attachments.len(),
+            limits.max_attachments,
+            limits.max_attachment_bytes,
+            dropped_list(&mail.dropped_attachments)
+        ));
+    }
+    Extracted { body, full_text }
+}
+
+/// Cuts `text` to at most `max` bytes at a character boundary; whether it
+/// was longer.
+fn cut_to(text: &mut String, max: usize) -> bool {
+    if text.len() <= max {
+        return false;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    true
+}
+
+/// The first few dropped attachments by name; a count for the rest.
+fn dropped_list(dropped: &[String]) -> String {
+    const SHOWN: usize = 5;
+    let mut list = dropped[..dropped.len().min(SHOWN)].join(", ");
+    if dropped.len() > SHOWN {
+        list.push_str(&format!(" and {} more", dropped.len() - SHOWN));
+    }
+    list
+}
+
 /// What one batch of messages knows beyond the database, and the records it
 /// writes at its end: every statement is a round trip, so lookups that the
 /// batch can answer itself are not asked of the database.
 #[derive(Default)]
 struct Batch {
-    /// Message-IDs processed before or earlier in this batch.
-    known: HashSet<String>,
+    /// Dedup keys processed before or earlier in this batch, with the
+    /// fingerprint they were processed with (none for records written before
+    /// fingerprints were kept).
+    known: HashMap<String, Option<String>>,
     people: HashMap<String, Option<Person>>,
     records: Vec<store::messages::Record>,
 }
 
+/// Under which key a message is recorded, and whether it was seen before.
+struct DedupKey {
+    key: String,
+    seen: bool,
+}
+
+/// A second key for a message whose Message-ID was taken by another
+/// message: the Message-ID with its fingerprint.
+fn collision_key(message_id: &str, fingerprint: &str) -> String {
+    format!("{message_id}#{}", &fingerprint[..16])
+}
+
 impl Batch {
     async fn prefetch(conn: &mut Conn, prepared: &[Prepared]) -> Result<Batch, sqlx::Error> {
-        let ids: Vec<&str> = prepared.iter().map(|p| p.message_id.as_str()).collect();
-        let known = store::messages::known_among(conn, &ids).await?;
+        let collision_keys: Vec<String> = prepared
+            .iter()
+            .map(|p| collision_key(&p.message_id, &p.fingerprint))
+            .collect();
+        let keys: Vec<&str> = prepared
+            .iter()
+            .map(|p| p.message_id.as_str())
+            .chain(collision_keys.iter().map(String::as_str))
+            .collect();
+        let known = store::messages::known_among(conn, &keys).await?;
         Ok(Batch {
             known: known.into_iter().collect(),
             ..Default::default()
         })
+    }
+
+    /// A message is a duplicate when its Message-ID was processed with the
+    /// same fingerprint. The same Message-ID with another sender or content
+    /// (a reused or predictable ID) is another message, recorded under a key
+    /// of its own: it must not swallow a stranger's mail.
+    fn dedup(&mut self, prepared: &Prepared) -> DedupKey {
+        let (id, fingerprint) = (&prepared.message_id, &prepared.fingerprint);
+        let second = collision_key(id, fingerprint);
+        if self.known.contains_key(&second) {
+            return DedupKey {
+                key: second,
+                seen: true,
+            };
+        }
+        match self.known.get(id) {
+            None => {
+                self.known.insert(id.clone(), Some(fingerprint.clone()));
+                DedupKey {
+                    key: id.clone(),
+                    seen: false,
+                }
+            }
+            Some(None) => DedupKey {
+                key: id.clone(),
+                seen: true,
+            },
+            Some(Some(seen)) if seen == fingerprint => DedupKey {
+                key: id.clone(),
+                seen: true,
+            },
+            Some(Some(_)) => {
+                tracing::warn!(
+                    message_id = %id,
+                    "a message with this Message-ID but another sender or content was processed before; this one is processed as a message of its own"
+                );
+                self.known.insert(second.clone(), Some(fingerprint.clone()));
+                DedupKey {
+                    key: second,
+                    seen: false,
+                }
+            }
+        }
     }
 
     async fn person(
@@ -221,8 +409,8 @@ impl Batch {
         Ok(person)
     }
 
-    fn record(&mut self, report: &Report) {
-        self.records.extend(record_of(report));
+    fn record(&mut self, key: &str, fingerprint: Option<&str>, report: &Report) {
+        self.records.extend(record_of(key, fingerprint, report));
     }
 }
 
@@ -260,7 +448,8 @@ impl Pipeline {
         raws: &[Vec<u8>],
         now: i64,
     ) -> Result<Vec<Report>, PipelineError> {
-        let prepared: Vec<Prepared> = raws.iter().map(|raw| Prepared::new(raw)).collect();
+        let limits = &self.settings.limits;
+        let prepared: Vec<Prepared> = raws.iter().map(|raw| Prepared::new(raw, limits)).collect();
         match self.commit(store, raws, &prepared, now).await {
             Ok(reports) => Ok(reports),
             Err(error) => {
@@ -288,7 +477,6 @@ impl Pipeline {
             let report = self
                 .apply(&mut tx, &mut batch, prepared, raw, now, Delivery::Fresh)
                 .await?;
-            batch.record(&report);
             reports.push(report);
         }
         store::messages::record_all(&mut tx, &batch.records, now).await?;
@@ -321,34 +509,70 @@ impl Pipeline {
         }
     }
 
-    /// Suspends a message the mailbox did not hand out whole (too large,
+    /// Suspends a message the source did not hand out whole (too large,
     /// or unreadable on the server) from what could be read: its header
-    /// section, or nothing at all. It is known by `key` (its place in the
-    /// mailbox), not by its Message-ID, so that a whole copy arriving later
-    /// is processed as usual; the same key twice is a duplicate.
+    /// section (cut to `max_header_bytes`), or nothing at all. It is known
+    /// by `key` and `fingerprint` like any message: the same pair again is a
+    /// duplicate, while a whole copy arriving later is processed as usual.
+    #[allow(clippy::too_many_arguments)]
     pub async fn suspend_held_back(
         &self,
         store: &store::Store,
         key: &str,
+        fingerprint: &str,
         headers: Option<&[u8]>,
         reason: Reason,
         detail: &str,
         now: i64,
     ) -> Result<Report, PipelineError> {
-        let mail = headers.and_then(|h| Prepared::new(h).mail);
-        let mut tx = store.begin().await?;
-        if !store::messages::known_among(&mut tx, &[key])
-            .await?
-            .is_empty()
-        {
-            return Ok(Report::new(key, Outcome::Duplicate));
-        }
-        let raw = headers.unwrap_or_default();
-        let report = suspend(&mut tx, key, mail.as_ref(), raw, reason, Some(detail), now).await?;
-        let record: Vec<_> = record_of(&report).into_iter().collect();
-        store::messages::record_all(&mut tx, &record, now).await?;
-        tx.commit().await?;
-        Ok(report)
+        let limits = &self.settings.limits;
+        let headers = headers.map(|h| &h[..h.len().min(limits.max_header_bytes as usize)]);
+        let prepared = Prepared::held_back(key, fingerprint, headers, reason, detail, limits);
+        let raws = [headers.unwrap_or_default().to_vec()];
+        let mut reports = self
+            .commit(store, &raws, std::slice::from_ref(&prepared), now)
+            .await?;
+        Ok(reports.remove(0))
+    }
+
+    /// Suspends a message too large to read whole (`ingest`), from its
+    /// header section. Known by its Message-ID with a fingerprint of its
+    /// headers and size: the same message again is a duplicate.
+    pub async fn suspend_oversized(
+        &self,
+        store: &store::Store,
+        headers: &[u8],
+        size: u64,
+        now: i64,
+    ) -> Result<Report, PipelineError> {
+        let limits = &self.settings.limits;
+        let key = parse::parse(headers, limits)
+            .and_then(|m| m.message_id)
+            .filter(|id| id.len() > 2)
+            .unwrap_or_else(|| hashed_message_id(headers));
+        let mut hash = Sha256::new();
+        hash.update(headers);
+        hash.update(size.to_be_bytes());
+        let fingerprint = blobs::hex(&hash.finalize());
+        let detail = format!(
+            "message of {size} bytes exceeds [limits] max_message_bytes = {}",
+            limits.max_message_bytes
+        );
+        self.suspend_held_back(
+            store,
+            &key,
+            &fingerprint,
+            Some(headers),
+            Reason::OverLimit,
+            &detail,
+            now,
+        )
+        .await
+    }
+
+    /// Removes temporary attachment files an interrupted run left behind.
+    pub fn remove_leftovers(&self) -> usize {
+        self.blobs.remove_leftovers()
     }
 
     /// Processes one message on `conn` (the caller's transaction) inside a
@@ -363,7 +587,7 @@ impl Pipeline {
     ) -> Result<Report, PipelineError> {
         use sqlx::Connection;
 
-        let prepared = Prepared::new(raw);
+        let prepared = Prepared::new(raw, &self.settings.limits);
         let mut batch = Batch::prefetch(conn, std::slice::from_ref(&prepared)).await?;
         let mut savepoint = conn.begin().await?;
         let report = match self
@@ -381,7 +605,6 @@ impl Pipeline {
                     .await;
             }
         };
-        batch.record(&report);
         store::messages::record_all(conn, &batch.records, now).await?;
         Ok(report)
     }
@@ -404,11 +627,13 @@ impl Pipeline {
             now,
         )
         .await?;
-        let record: Vec<_> = record_of(&report).into_iter().collect();
-        store::messages::record_all(conn, &record, now).await?;
+        let record = record_of(&prepared.message_id, Some(&prepared.fingerprint), &report);
+        store::messages::record_all(conn, &Vec::from_iter(record), now).await?;
         Ok(report)
     }
 
+    /// One message through the gates and the ticket rules, recorded in
+    /// `batch` under its dedup key.
     async fn apply(
         &self,
         conn: &mut Conn,
@@ -418,22 +643,39 @@ impl Pipeline {
         now: i64,
         delivery: Delivery,
     ) -> Result<Report, PipelineError> {
+        let DedupKey { key, seen } = batch.dedup(prepared);
+        if seen && delivery == Delivery::Fresh {
+            return Ok(Report::new(&prepared.message_id, Outcome::Duplicate));
+        }
+        let report = self.decide(conn, batch, prepared, raw, now).await?;
+        batch.record(&key, Some(&prepared.fingerprint), &report);
+        Ok(report)
+    }
+
+    /// The gates, cheapest first, all decided from the headers (and the
+    /// directory) before any body is extracted or converted, so that a
+    /// stranger's mail costs almost nothing; then the reply and the rules.
+    async fn decide(
+        &self,
+        conn: &mut Conn,
+        batch: &mut Batch,
+        prepared: &Prepared,
+        raw: &[u8],
+        now: i64,
+    ) -> Result<Report, PipelineError> {
         let message_id = prepared.message_id.as_str();
-        if !batch.known.insert(message_id.to_string()) && delivery == Delivery::Fresh {
-            return Ok(Report::new(message_id, Outcome::Duplicate));
+        let held = Held {
+            message_id,
+            mail: prepared.mail.as_ref(),
+            raw,
+            now,
+        };
+        if let Some((reason, detail)) = &prepared.held {
+            return Ok(held.suspend(conn, *reason, Some(detail)).await?);
         }
         let Some(mail) = &prepared.mail else {
             let detail = Some(prepared.failure);
-            return Ok(suspend(
-                conn,
-                message_id,
-                None,
-                raw,
-                Reason::ProcessingError,
-                detail,
-                now,
-            )
-            .await?);
+            return Ok(held.suspend(conn, Reason::ProcessingError, detail).await?);
         };
 
         if let Some(machine) = classify(mail) {
@@ -451,17 +693,16 @@ impl Pipeline {
             return Ok(Report::new(message_id, Outcome::Ignored).with_reason(reason));
         }
 
-        if is_spoofed(mail, &self.settings.security.trusted_authserv_ids) {
-            return Ok(suspend(
-                conn,
-                message_id,
-                Some(mail),
-                raw,
-                Reason::SpoofSuspected,
-                None,
-                now,
-            )
-            .await?);
+        match authenticate(mail, &self.settings.security.trusted_authserv_ids) {
+            Some(Distrust::Spoofed) => {
+                return Ok(held.suspend(conn, Reason::SpoofSuspected, None).await?);
+            }
+            Some(Distrust::Ambiguous(why)) => {
+                return Ok(held
+                    .suspend(conn, Reason::AmbiguousSender, Some(&why))
+                    .await?);
+            }
+            None => {}
         }
 
         let person = match &mail.from {
@@ -469,28 +710,10 @@ impl Pipeline {
             None => None,
         };
         let Some(person) = person else {
-            return Ok(suspend(
-                conn,
-                message_id,
-                Some(mail),
-                raw,
-                Reason::UnknownSender,
-                None,
-                now,
-            )
-            .await?);
+            return Ok(held.suspend(conn, Reason::UnknownSender, None).await?);
         };
         if person.role == Role::Member {
-            let report = suspend(
-                conn,
-                message_id,
-                Some(mail),
-                raw,
-                Reason::NotKeyUser,
-                None,
-                now,
-            )
-            .await?;
+            let report = held.suspend(conn, Reason::NotKeyUser, None).await?;
             let mut notice = Notifications::default();
             notice.add(Event::NotKeyUser, Recipient::person(&person), None);
             let topic = Topic::Message {
@@ -509,6 +732,13 @@ impl Pipeline {
             return Ok(report);
         }
 
+        // Extraction is the expensive part; a panic in it is a bug in
+        // ticketgate, and the message is kept for an operator.
+        let limits = &self.settings.limits;
+        let Ok(extracted) = catch_unwind(AssertUnwindSafe(|| extract(mail, limits))) else {
+            let detail = Some("the reply could not be extracted");
+            return Ok(held.suspend(conn, Reason::ProcessingError, detail).await?);
+        };
         let hints = thread_hints(mail, &self.support, &self.signer);
         let ticket = self.find_ticket(conn, &hints, &person).await?;
         let inbound = Inbound {
@@ -516,8 +746,8 @@ impl Pipeline {
             mail,
             person: &person,
             hints: &hints,
-            body: &prepared.reply,
-            full_text: &prepared.full_text,
+            body: &extracted.body,
+            full_text: &extracted.full_text,
             now,
         };
         match (person.role, ticket) {
@@ -528,14 +758,48 @@ impl Pipeline {
     }
 }
 
-/// The processing log entry of a report; duplicates leave none.
-fn record_of(report: &Report) -> Option<store::messages::Record> {
+/// The processing log entry of a report, under its dedup key; duplicates
+/// leave none.
+fn record_of(
+    key: &str,
+    fingerprint: Option<&str>,
+    report: &Report,
+) -> Option<store::messages::Record> {
     (report.outcome != Outcome::Duplicate).then(|| store::messages::Record {
-        message_id: report.message_id.clone(),
+        message_id: key.to_string(),
+        fingerprint: fingerprint.map(str::to_string),
         outcome: report.outcome.as_str(),
         reason: report.reason.map(Reason::as_str),
         ticket_id: report.ticket,
     })
+}
+
+/// A message on its way to the suspended queue, should a gate stop it.
+struct Held<'a> {
+    message_id: &'a str,
+    mail: Option<&'a InboundMail>,
+    raw: &'a [u8],
+    now: i64,
+}
+
+impl Held<'_> {
+    async fn suspend(
+        &self,
+        conn: &mut Conn,
+        reason: Reason,
+        detail: Option<&str>,
+    ) -> Result<Report, sqlx::Error> {
+        suspend(
+            conn,
+            self.message_id,
+            self.mail,
+            self.raw,
+            reason,
+            detail,
+            self.now,
+        )
+        .await
+    }
 }
 
 /// Keeps the message whole in the suspended queue.
