@@ -61,7 +61,8 @@ fn mail() -> impl Strategy<Value = Vec<u8>> {
         prop::option::of(any::<prop::sample::Index>()),
     )
         .prop_map(|(from, extra, subject, body, flips, cut)| {
-            let mut raw = format!("From: {from}\r\nTo: support@example.com\r\nSubject: {subject}\r\n");
+            let mut raw =
+                format!("From: {from}\r\nTo: support@example.com\r\nSubject: {subject}\r\n");
             for header in extra {
                 raw.push_str(header);
                 raw.push_str("\r\n");
@@ -115,13 +116,19 @@ fn check(messages: Vec<Vec<u8>>) -> Result<(), TestCaseError> {
         .unwrap();
     runtime.block_on(async {
         let store = Store::open("sqlite::memory:").await.unwrap();
-        let csv = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/users.csv")).unwrap();
+        let csv =
+            std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/users.csv")).unwrap();
         let entries = ticketgate::directory::parse(&csv).unwrap();
-        ticketgate::directory::import(&store, &entries).await.unwrap();
+        ticketgate::directory::import(&store, &entries)
+            .await
+            .unwrap();
         let pipeline = Pipeline::new(&world().settings);
         let now = 1_795_773_600;
 
-        let reports = pipeline.process_batch(&store, &messages, now).await.unwrap();
+        let reports = pipeline
+            .process_batch(&store, &messages, now)
+            .await
+            .unwrap();
         prop_assert_eq!(reports.len(), messages.len(), "one outcome per message");
         let mut suspended = 0;
         for report in &reports {
@@ -141,7 +148,10 @@ fn check(messages: Vec<Vec<u8>>) -> Result<(), TestCaseError> {
         }
 
         // The same messages again: every one a duplicate.
-        let again = pipeline.process_batch(&store, &messages, now).await.unwrap();
+        let again = pipeline
+            .process_batch(&store, &messages, now)
+            .await
+            .unwrap();
         for (first, second) in reports.iter().zip(&again) {
             prop_assert_eq!(second.outcome, Outcome::Duplicate, "{:?}", first);
         }
@@ -151,7 +161,10 @@ fn check(messages: Vec<Vec<u8>>) -> Result<(), TestCaseError> {
         prop_assert_eq!(queue.len(), suspended, "the suspended are in the queue");
         // Requesters are key users or agents of the directory, never
         // strangers or members.
-        for ticket in store::tickets::list(&mut conn, &Default::default()).await.unwrap() {
+        for ticket in store::tickets::list(&mut conn, &Default::default())
+            .await
+            .unwrap()
+        {
             prop_assert!(
                 [
                     "anna.schmidt@mueller-maschinenbau.de",
