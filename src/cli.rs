@@ -8,13 +8,17 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
+use crate::acts::Acts;
 use crate::clock::Clock;
 use crate::config::{Settings, SAMPLE};
-use crate::domain::sender::Role;
+use crate::domain::decide::{agent_comment, Contribution, Decision, Refusal};
+use crate::domain::sender::{normalize_email, Role};
+use crate::domain::ticket::AgentCommands;
 use crate::domain::ticket::Status;
 use crate::inbound::files::Incoming;
-use crate::inbound::process::{Delivery, Pipeline, Report};
+use crate::inbound::process::{Pipeline, Report};
 use crate::outbound::deliver::{Deliverer, Scope};
+use crate::store::facts::Wanted;
 use crate::store::{self, Store};
 
 #[derive(Parser, Debug)]
@@ -365,10 +369,7 @@ impl Context {
 
     async fn ingest(&self, files: &[PathBuf], json: bool) -> CliResult {
         let pipeline = Pipeline::new(&self.settings);
-        let removed = pipeline.remove_leftovers();
-        if removed > 0 {
-            tracing::info!("removed {removed} temporary file(s) left by an interrupted run");
-        }
+        self.import_blob_files().await?;
         let show_progress = std::io::stderr().is_terminal() && files.len() > 1;
         let limits = &self.settings.limits;
         let mut out = IngestOutput {
@@ -467,19 +468,20 @@ impl Context {
                 requester,
                 status,
             } => {
-                if let Some(status) = &status {
-                    if Status::parse(status).is_none() {
-                        return Err(Failure::Usage(format!(
+                let status = match &status {
+                    Some(status) => Some(status.parse::<Status>().map_err(|_| {
+                        Failure::Usage(format!(
                             "--status {status:?} is not one of open, pending, solved, closed"
-                        )));
-                    }
-                }
+                        ))
+                    })?),
+                    None => None,
+                };
                 let filter = store::tickets::ListFilter {
                     organization: org,
                     requester,
                     status,
                 };
-                for ticket in store::tickets::list(&mut conn, &filter).await? {
+                for ticket in store::tickets::list_tickets(&mut conn, &filter).await? {
                     if json {
                         print_json(&ticket)?;
                     } else {
@@ -508,89 +510,82 @@ impl Context {
 
     async fn reply(&self, args: ReplyArgs) -> CliResult {
         let now = self.clock.now();
-        let pipeline = Pipeline::new(&self.settings);
-        let mut tx = self.store.begin().await?;
-        let agent = store::directory::person_by_email(&mut tx, &args.agent)
-            .await?
-            .filter(|p| p.role == Role::Agent)
-            .ok_or_else(|| {
-                Failure::Other(format!("{} is not an agent in the directory", args.agent))
-            })?;
-        let ticket = store::tickets::get(&mut tx, args.id)
-            .await?
-            .ok_or_else(|| Failure::Other(format!("ticket #{} does not exist", args.id)))?;
-        if ticket.status == Status::Closed {
-            return Err(Failure::Other(format!(
-                "ticket #{} is closed and accepts no comments",
-                ticket.id
-            )));
-        }
-        let public = !args.internal;
-        let comment_id = store::tickets::add_comment(
-            &mut tx,
-            store::tickets::NewComment {
-                ticket_id: ticket.id,
-                author_id: agent.id,
-                public,
-                body: &args.body,
-                full_text: &args.body,
-                message_id: None,
-                now,
-            },
-        )
-        .await?;
-        let commands = crate::domain::ticket::AgentCommands {
+        let acts = Acts::new(&self.settings);
+        let agent = normalize_email(&args.agent);
+        let mut wanted = Wanted::default();
+        wanted.emails.insert(agent.clone());
+        wanted.tickets.insert(args.id);
+        let commands = AgentCommands {
             status: args.solve.then_some(Status::Solved),
             internal: args.internal,
             urgent: false,
         };
-        let status = crate::domain::ticket::status_after_agent_comment(ticket.status, &commands);
-        if status != ticket.status {
-            store::tickets::set_status(&mut tx, ticket.id, status, now).await?;
-        }
-        pipeline
-            .answer_requester(
-                &mut tx,
-                &ticket,
-                Some(comment_id),
-                public,
-                status,
-                None,
-                now,
-            )
-            .await?;
-        tx.commit().await?;
-        self.print_ticket_state(ticket.id, status, args.json)
+        let decision = acts
+            .run(&self.store, wanted, now, |world, policy| {
+                let author = world
+                    .person(&agent)
+                    .filter(|p| p.role == Role::Agent)
+                    .cloned()
+                    .ok_or_else(|| Refusal::NotAllowed(agent.clone()))?;
+                let answer = Contribution {
+                    author,
+                    subject: String::new(),
+                    body: args.body.clone(),
+                    full_text: args.body.clone(),
+                    attachments: Vec::new(),
+                    message_id: None,
+                    category: None,
+                    urgent: false,
+                };
+                agent_comment(world, policy, answer, args.id, &commands, now)
+            })
+            .await?
+            .map_err(|refusal| match refusal {
+                Refusal::NotAllowed(who) => {
+                    Failure::Other(format!("{who} is not an agent in the directory"))
+                }
+                other => Failure::Other(other.to_string()),
+            })?;
+        self.print_ticket_state(&decision, args.json)
     }
 
     async fn solve(&self, id: i64, json: bool) -> CliResult {
         let now = self.clock.now();
-        let pipeline = Pipeline::new(&self.settings);
-        let mut tx = self.store.begin().await?;
-        let ticket = store::tickets::get(&mut tx, id)
+        let acts = Acts::new(&self.settings);
+        let mut wanted = Wanted::default();
+        wanted.tickets.insert(id);
+        let decision = acts
+            .run(&self.store, wanted, now, |world, policy| {
+                crate::domain::decide::solve(world, policy, id, now)
+            })
             .await?
-            .ok_or_else(|| Failure::Other(format!("ticket #{id} does not exist")))?;
-        match ticket.status {
-            Status::Closed => return Err(Failure::Other(format!("ticket #{id} is closed"))),
-            Status::Solved => {}
-            Status::Open | Status::Pending => {
-                store::tickets::set_status(&mut tx, id, Status::Solved, now).await?;
-                pipeline
-                    .answer_requester(&mut tx, &ticket, None, false, Status::Solved, None, now)
-                    .await?;
-            }
-        }
-        tx.commit().await?;
-        self.print_ticket_state(id, Status::Solved, json)
+            .map_err(|refusal| Failure::Other(refusal.to_string()))?;
+        self.print_ticket_state(&decision, json)
     }
 
-    fn print_ticket_state(&self, id: i64, status: Status, json: bool) -> CliResult {
+    fn print_ticket_state(&self, decision: &Decision, json: bool) -> CliResult {
+        let Some((id, status)) = decision.ticket else {
+            return Ok(ExitCode::SUCCESS);
+        };
         if json {
-            print_json(&serde_json::json!({ "ticket": id, "status": status.as_str() }))?;
+            print_json(&serde_json::json!({ "ticket": id, "status": status }))?;
         } else {
             println!("#{id} {status}");
         }
         Ok(ExitCode::SUCCESS)
+    }
+
+    /// Attachment files of versions before blobs-in-the-database, and
+    /// temporary files killed writers left, go at the first start.
+    async fn import_blob_files(&self) -> Result<(), Failure> {
+        let dir = self.settings.storage.data_dir.join("attachments");
+        let (moved, removed) = store::blobs::import_files(&self.store, &dir).await?;
+        if moved + removed > 0 {
+            tracing::info!(
+                "moved {moved} attachment file(s) into the database, removed {removed} temporary file(s) of an interrupted run"
+            );
+        }
+        Ok(())
     }
 
     async fn suspended(&self, command: SuspendedCommand) -> CliResult {
@@ -619,7 +614,7 @@ impl Context {
                     .ok_or_else(|| Failure::Other(format!("no suspended message {id}")))?;
                 store::suspended::delete(&mut tx, id).await?;
                 let report = pipeline
-                    .process_one(&mut tx, &raw, self.clock.now(), Delivery::Released)
+                    .process_one(&mut tx, self.store.backend, &raw, self.clock.now())
                     .await?;
                 tx.commit().await?;
                 if json {
@@ -649,7 +644,7 @@ impl Context {
                     row.id,
                     row.state,
                     row.event,
-                    row.to.join(","),
+                    row.to.0.join(","),
                     row.subject
                 );
             }
@@ -680,7 +675,7 @@ impl Context {
             }
             None => report("imap", Ok("not configured (ingest only)".into())),
         }
-        let result = match crate::outbound::transport::Transport::from_settings(&self.settings) {
+        let result = match crate::outbound::transport::Outbound::from_settings(&self.settings) {
             Ok(transport) => transport.check().await,
             Err(e) => Err(e),
         };
@@ -716,7 +711,9 @@ impl Context {
     async fn tick(&self, json: bool) -> CliResult {
         let now = self.clock.now();
         let deliverer = Deliverer::new(&self.settings).map_err(Failure::Usage)?;
-        let closed = crate::scheduler::close_solved(&self.store, &self.settings, now).await?;
+        let closed =
+            crate::scheduler::close_solved(&self.store, self.settings.policy.reopen_days, now)
+                .await?;
         let retries = deliverer.flush(&self.store, now, Scope::Retries).await?;
         if json {
             print_json(&serde_json::json!({ "job": "auto_close", "closed": closed }))?;

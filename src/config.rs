@@ -6,8 +6,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::domain::decide::Policy;
 use crate::domain::thread::SupportAddress;
-use crate::domain::ticket::{CATEGORIES, DEFAULT_EMERGENCY_MARKERS};
+use crate::domain::thread::TokenSigner;
+use crate::domain::ticket::{Category, DEFAULT_EMERGENCY_MARKERS};
 
 #[derive(Debug, thiserror::Error)]
 #[error("config error in {file}: {message}")]
@@ -34,7 +36,7 @@ pub struct Settings {
     #[serde(default)]
     pub policy: PolicySettings,
     #[serde(default = "default_categories")]
-    pub categories: BTreeMap<String, String>,
+    pub categories: BTreeMap<String, Category>,
     #[serde(default)]
     pub storage: StorageSettings,
     #[serde(default)]
@@ -408,15 +410,15 @@ fn default_emergency_markers() -> Vec<String> {
 fn default_data_dir() -> PathBuf {
     "data".into()
 }
-fn default_categories() -> BTreeMap<String, String> {
+fn default_categories() -> BTreeMap<String, Category> {
     [
-        ("billing", "billing"),
-        ("onboarding", "onboarding_csm"),
-        ("dev", "developer_support"),
-        ("partner", "partner_custom_code"),
+        ("billing", Category::Billing),
+        ("onboarding", Category::OnboardingCsm),
+        ("dev", Category::DeveloperSupport),
+        ("partner", Category::PartnerCustomCode),
     ]
     .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .map(|(k, v)| (k.to_string(), v))
     .collect()
 }
 
@@ -492,14 +494,6 @@ impl Settings {
                 "[policy] reopen_days = {} must not be negative",
                 self.policy.reopen_days
             ));
-        }
-        for (tag, category) in &self.categories {
-            if !CATEGORIES.contains(&category.as_str()) {
-                return Err(format!(
-                    "[categories] {tag} = {category:?} is not a category (one of {})",
-                    CATEGORIES.join(", ")
-                ));
-            }
         }
         match self.outbound.transport.as_str() {
             "file" => {}
@@ -590,9 +584,24 @@ impl Settings {
         SupportAddress::parse(&self.mail.support_address).expect("validated at load")
     }
 
-    /// The category a plus-address tag selects; unknown tags select none.
-    pub fn category_for_tag(&self, tag: &str) -> Option<&str> {
-        self.categories.get(tag).map(String::as_str)
+    /// The settings of the ticket rules.
+    pub fn policy(&self) -> Policy {
+        Policy {
+            support: self.support(),
+            signer: TokenSigner::new(&self.security.token_secret),
+            base_url: self.web.base_url.trim_end_matches('/').to_string(),
+            trusted_authserv_ids: self.security.trusted_authserv_ids.clone(),
+            categories: self
+                .categories
+                .iter()
+                .map(|(tag, category)| (tag.to_ascii_lowercase(), *category))
+                .collect(),
+            emergency_markers: self.policy.emergency_markers.clone(),
+            reopen_days: self.policy.reopen_days,
+            agents_address: self.mail.agents_address.clone(),
+            oncall_address: self.mail.oncall_address.clone(),
+            default_locale: self.mail.default_locale.clone(),
+        }
     }
 }
 
@@ -726,8 +735,8 @@ mod tests {
         assert_eq!(settings.database.url, "sqlite:///etc/tg/ticketgate.db");
         assert_eq!(settings.outbound.dir, PathBuf::from("/etc/tg/outbox"));
         assert_eq!(settings.policy.reopen_days, 14);
-        assert_eq!(settings.category_for_tag("billing"), Some("billing"));
-        assert_eq!(settings.category_for_tag("whatever"), None);
+        assert_eq!(settings.categories.get("billing"), Some(&Category::Billing));
+        assert_eq!(settings.categories.get("whatever"), None);
     }
 
     #[test]

@@ -37,10 +37,6 @@ pub async fn run(settings: Settings, store: Store, clock: Clock) -> Result<(), S
     let metrics = Arc::new(Metrics::default());
     let outbox_due = Arc::new(Notify::new());
     let pipeline = Arc::new(Pipeline::new(&settings));
-    let removed = pipeline.remove_leftovers();
-    if removed > 0 {
-        tracing::info!("removed {removed} temporary file(s) left by an interrupted run");
-    }
     let shutdown = CancellationToken::new();
     let poller = settings.imap.as_ref().map(|imap| {
         Poller::new(
@@ -76,7 +72,7 @@ pub async fn run(settings: Settings, store: Store, clock: Clock) -> Result<(), S
             &outbox_due,
             shutdown.clone()
         ),
-        crate::scheduler::run(&store, &settings, clock, shutdown.clone()),
+        crate::scheduler::run(&store, settings.policy.reopen_days, clock, shutdown.clone()),
         async {
             if let Some(listener) = metrics_listener {
                 crate::metrics::serve(&metrics, &store, clock, listener, shutdown.clone()).await;

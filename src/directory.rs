@@ -65,9 +65,13 @@ pub fn parse(data: &[u8]) -> Result<Vec<Entry>, String> {
         if !is_plausible_email(&email) {
             return Err(format!("line {line}: {email:?} is not an email address"));
         }
-        let role = Role::parse(&role).ok_or_else(|| {
-            format!("line {line}: role {role:?} is not one of key_user, member, agent")
-        })?;
+        let role = role
+            .trim()
+            .to_ascii_lowercase()
+            .parse::<Role>()
+            .map_err(|_| {
+                format!("line {line}: role {role:?} is not one of key_user, member, agent")
+            })?;
         let locale = if locale.is_empty() {
             "de".to_string()
         } else {

@@ -38,7 +38,7 @@
 //!        ─▶ sent | retry later | failed | suppressed   (bounces: bounced)
 //! ```
 
-pub mod blobs;
+pub mod acts;
 pub mod cli;
 pub mod clock;
 pub mod config;

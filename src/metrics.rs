@@ -11,15 +11,7 @@ use crate::clock::Clock;
 use crate::inbound::process::{Outcome, Report};
 use crate::store::{self, Store};
 
-const OUTCOMES: [Outcome; 7] = [
-    Outcome::Created,
-    Outcome::Appended,
-    Outcome::Reopened,
-    Outcome::Followup,
-    Outcome::Suspended,
-    Outcome::Ignored,
-    Outcome::Duplicate,
-];
+const OUTCOMES: &[Outcome] = <Outcome as strum::VariantArray>::VARIANTS;
 
 #[derive(Default)]
 pub struct Metrics {

@@ -301,10 +301,11 @@ fn duplicates_have_no_effect() {
 
 #[test]
 fn a_message_that_cannot_be_stored_is_suspended_not_lost() {
-    // The attachment store is unusable (a file where its directory should
-    // be): the message is rolled back alone, kept, and the next one goes on.
+    // Storing this message's attachment fails (the database refuses it,
+    // as a full disk would): the message is rolled back alone, kept, and
+    // the next one goes on.
     let gw = Gateway::new();
-    std::fs::write(gw.path("data"), "not a directory").unwrap();
+    refuse_blobs_of_length(&gw, 5);
     let with_attachment = "From: anna.schmidt@mueller-maschinenbau.de\r\nTo: support@example.com\r\nSubject: Log\r\nMessage-ID: <att.1@x>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nAnbei.\r\n--b\r\nContent-Type: application/octet-stream; name=\"log.txt\"\r\nContent-Disposition: attachment; filename=\"log.txt\"\r\nContent-Transfer-Encoding: base64\r\n\r\naGFsbG8=\r\n--b--\r\n";
     let plain = Mail::new(ANNA, "Ohne Anhang", "Text").render();
     let dir = gw.dir.path();
@@ -326,10 +327,10 @@ fn a_message_that_cannot_be_stored_is_suspended_not_lost() {
     assert!(queue[0]["detail"]
         .as_str()
         .unwrap()
-        .contains("attachment storage"));
+        .contains("no space left"));
 
-    // Once the store is repaired, release brings it in.
-    std::fs::remove_file(gw.path("data")).unwrap();
+    // Once the database takes it again, release brings it in.
+    execute(&gw, "DROP TRIGGER refuse");
     let released = gw.json_lines(&[
         "suspended",
         "release",
@@ -337,6 +338,32 @@ fn a_message_that_cannot_be_stored_is_suspended_not_lost() {
         "--json",
     ]);
     assert_eq!(released[0]["outcome"], "created");
+}
+
+/// Makes the database refuse attachment contents of this length.
+fn refuse_blobs_of_length(gw: &Gateway, length: usize) {
+    execute(
+        gw,
+        &format!(
+            "CREATE TRIGGER refuse BEFORE INSERT ON blobs WHEN LENGTH(NEW.data) = {length}
+             BEGIN SELECT RAISE(ABORT, 'no space left on device'); END"
+        ),
+    );
+}
+
+fn execute(gw: &Gateway, statement: &str) {
+    let settings = ticketgate::config::Settings::load(&gw.config).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let store = ticketgate::store::Store::open(&settings.database.url)
+            .await
+            .unwrap();
+        let mut conn = store.acquire().await.unwrap();
+        sqlx::query(statement).execute(&mut *conn).await.unwrap();
+    });
 }
 
 #[test]

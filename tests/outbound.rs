@@ -263,7 +263,7 @@ fn ratings_belong_to_one_solve() {
         .to_string();
 
     let settings = ticketgate::config::Settings::load(&gw.config).unwrap();
-    let signer = ticketgate::domain::thread::TokenSigner::new(&settings.security.token_secret);
+    let acts = ticketgate::acts::Acts::new(&settings);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -273,21 +273,23 @@ fn ratings_belong_to_one_solve() {
             let store = ticketgate::store::Store::open(&settings.database.url)
                 .await
                 .unwrap();
-            let result = ticketgate::rating::rate(&store, &signer, token, rating)
-                .await
-                .unwrap();
+            let result =
+                ticketgate::rating::rate(&acts, &store, token, rating, None, 1_795_800_000)
+                    .await
+                    .unwrap();
             store.close().await;
             result
         })
     };
-    use ticketgate::rating::{RateError, Rating};
+    use ticketgate::domain::decide::Refusal as RateError;
+    use ticketgate::domain::ticket::Rating;
 
     assert_eq!(rate(&token, Rating::Good), Ok(id));
     assert_eq!(gw.ticket(id)["rating"], "good");
     assert_eq!(rate(&token, Rating::Bad), Ok(id), "changed while solved");
     assert_eq!(gw.ticket(id)["rating"], "bad");
     let forged = format!("{id}-aaaaaaaaaaaaa");
-    assert_eq!(rate(&forged, Rating::Good), Err(RateError::InvalidToken));
+    assert_eq!(rate(&forged, Rating::Good), Err(RateError::InvalidLink));
 
     // Reopened and solved again: the old link is dead, the rating reset.
     gw.ingest(&Mail::new(JOHN, &format!("Re: [#{id}] Seats"), "One more").render());
@@ -319,7 +321,7 @@ fn ratings_belong_to_one_solve() {
         .unwrap()
         .to_string();
     assert_ne!(fresh, token);
-    assert_eq!(rate(&fresh, Rating::Good), Err(RateError::NotRateable));
+    assert_eq!(rate(&fresh, Rating::Good), Err(RateError::NotRateable(id)));
 }
 
 #[test]
@@ -427,11 +429,11 @@ fn operators_override_templates_and_broken_ones_stop_the_start() {
 
 #[test]
 fn the_readme_sample_is_what_the_templates_render() {
-    use ticketgate::outbound::enqueue::Event;
-    use ticketgate::outbound::render::{Context, Renderer};
+    use ticketgate::domain::notice::Event;
+    use ticketgate::outbound::render::{sample_context, Renderer};
     let renderer = Renderer::load(None).unwrap();
     let body = renderer
-        .render(Event::TicketCreated, "de", &Context::sample())
+        .render(Event::TicketCreated, "de", &sample_context())
         .unwrap();
     let sample_path = format!(
         "{}/docs/sample-ticket_created.de.txt",
@@ -455,4 +457,43 @@ fn the_readme_sample_is_what_the_templates_render() {
         body.html,
         "run with UPDATE_SAMPLES=1"
     );
+}
+
+#[test]
+fn a_notification_says_what_was_true_at_its_event() {
+    // The answer is queued while the ticket waits for the customer, and
+    // delivered only after it was solved: it still says "waiting".
+    let gw = Gateway::new();
+    let id = gw.ingest(&Mail::new(ANNA, "Export", "Bricht ab.").render())["ticket"]
+        .as_i64()
+        .unwrap();
+    gw.ok(&[
+        "ticket",
+        "reply",
+        &id.to_string(),
+        "--agent",
+        LENA,
+        "--body",
+        "Bitte neu starten.",
+    ]);
+    gw.ok(&["ticket", "solve", &id.to_string()]);
+    flush(&gw);
+    let mails = delivered(&gw);
+    let answer = mails
+        .iter()
+        .find(|(_, m, _)| m.header("x-ticketgate-event") == Some("agent_reply"))
+        .unwrap();
+    let body = text(&answer.1);
+    assert!(body.contains("Status: Wartet auf Ihre Antwort"), "{body}");
+    assert!(!body.contains("Gelöst"), "{body}");
+    let ack = text(&mails[0].1);
+    assert!(
+        ack.contains("Status: Offen"),
+        "the acknowledgement too: {ack}"
+    );
+    let solved = mails
+        .iter()
+        .find(|(_, m, _)| m.header("x-ticketgate-event") == Some("ticket_solved"))
+        .unwrap();
+    assert!(text(&solved.1).contains("ist gelöst"));
 }

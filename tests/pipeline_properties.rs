@@ -140,7 +140,10 @@ fn check(messages: Vec<Vec<u8>>) -> Result<(), TestCaseError> {
                 Outcome::Ignored => prop_assert!(report.reason.is_some()),
                 Outcome::Created | Outcome::Followup => {
                     prop_assert!(report.ticket.is_some());
-                    prop_assert_eq!(report.status, Some("open"));
+                    prop_assert_eq!(
+                        report.status,
+                        Some(ticketgate::domain::ticket::Status::Open)
+                    );
                 }
                 Outcome::Appended | Outcome::Reopened => prop_assert!(report.ticket.is_some()),
                 Outcome::Duplicate => {}
@@ -161,7 +164,7 @@ fn check(messages: Vec<Vec<u8>>) -> Result<(), TestCaseError> {
         prop_assert_eq!(queue.len(), suspended, "the suspended are in the queue");
         // Requesters are key users or agents of the directory, never
         // strangers or members.
-        for ticket in store::tickets::list(&mut conn, &Default::default())
+        for ticket in store::tickets::list_tickets(&mut conn, &Default::default())
             .await
             .unwrap()
         {

@@ -6,8 +6,13 @@ mod common;
 
 use common::servers::mail_servers;
 use common::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 use ticketgate::domain::mail::InboundMail;
+
 use ticketgate::inbound::parse::parse;
+use ticketgate::outbound::deliver::{Deliverer, Scope};
+use ticketgate::outbound::transport::{Outbound, SendError, Transport};
 
 fn unique(label: &str) -> String {
     format!(
@@ -178,6 +183,23 @@ fn a_permanent_rejection_is_recorded_with_the_servers_answer() {
     }
 }
 
+/// Sends through the real transport, and after the first send never
+/// returns: the moment between the server's acceptance and the mark.
+struct DiesAfterFirstSend {
+    inner: Outbound,
+    sends: AtomicUsize,
+}
+
+impl Transport for DiesAfterFirstSend {
+    async fn send(&self, name: &str, message: &lettre::Message) -> Result<(), SendError> {
+        let result = self.inner.send(name, message).await;
+        if self.sends.fetch_add(1, Ordering::SeqCst) == 0 {
+            std::future::pending::<()>().await;
+        }
+        result
+    }
+}
+
 #[test]
 fn a_crash_between_send_and_commit_sends_once_more_at_most() {
     let servers = mail_servers();
@@ -188,19 +210,35 @@ fn a_crash_between_send_and_commit_sends_once_more_at_most() {
         .unwrap()
         .to_string();
 
-    // The process dies right after the server accepted the first mail.
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_ticketgate"));
-    command
-        .args([
-            "--config",
-            gw.config.to_str().unwrap(),
-            "--now",
-            &gw.now,
-            "outbox",
-            "flush",
-        ])
-        .env("TICKETGATE_FAULT_EXIT_AFTER_SEND", "1");
-    assert_eq!(command.output().unwrap().status.code(), Some(99));
+    // The process dies right after the server accepted the first mail: a
+    // transport that never comes back from its first send, and the flush
+    // abandoned there, as a SIGKILL would.
+    let settings = ticketgate::config::Settings::load(&gw.config).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let store = ticketgate::store::Store::open(&settings.database.url)
+            .await
+            .unwrap();
+        let transport = DiesAfterFirstSend {
+            inner: Outbound::from_settings(&settings).unwrap(),
+            sends: AtomicUsize::new(0),
+        };
+        let deliverer = Deliverer::with_transport(&settings, transport).unwrap();
+        let now = chrono::DateTime::parse_from_rfc3339(&gw.now)
+            .unwrap()
+            .timestamp();
+        let flush = deliverer.flush(&store, now, Scope::All);
+        assert!(
+            tokio::time::timeout(Duration::from_secs(5), flush)
+                .await
+                .is_err(),
+            "the flush dies in the middle"
+        );
+        store.close().await;
+    });
     assert_eq!(servers.wait_for(JOHN, &ack_id, 1).len(), 1);
     let row = gw.notifications("ticket_created", 1).remove(0);
     assert_eq!(

@@ -66,3 +66,9 @@ impl InboundMail {
             .map(|(_, v)| v.as_str())
     }
 }
+
+/// Hex SHA-256: how attachment contents and messages are named.
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    data_encoding::HEXLOWER.encode(&sha2::Sha256::digest(data))
+}

@@ -11,34 +11,16 @@ pub fn normalize_email(address: &str) -> String {
     address.trim().to_ascii_lowercase()
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    KeyUser,
-    Member,
-    Agent,
-}
-
-impl Role {
-    pub fn parse(s: &str) -> Option<Role> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "key_user" => Some(Role::KeyUser),
-            "member" => Some(Role::Member),
-            "agent" => Some(Role::Agent),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::KeyUser => "key_user",
-            Role::Member => "member",
-            Role::Agent => "agent",
-        }
+super::ticket::text_enum! {
+    pub enum Role {
+        KeyUser,
+        Member,
+        Agent,
     }
 }
 
 /// A person from the directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Person {
     pub id: i64,
     pub email: String,
@@ -49,6 +31,12 @@ pub struct Person {
 }
 
 impl Person {
+    /// Whether this person may see the tickets of `organization_id`:
+    /// agents everywhere, key users and members in their own organization.
+    pub fn may_read(&self, organization_id: i64) -> bool {
+        self.role == Role::Agent || self.organization_id == organization_id
+    }
+
     /// Whether this person may write on a ticket of `organization_id`:
     /// agents everywhere, key users in their own organization.
     pub fn may_write_on(&self, organization_id: i64) -> bool {

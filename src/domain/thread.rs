@@ -20,6 +20,12 @@ pub struct TokenSigner {
     secret: Vec<u8>,
 }
 
+impl std::fmt::Debug for TokenSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenSigner(…)")
+    }
+}
+
 impl TokenSigner {
     pub fn new(secret: &str) -> Self {
         Self {

@@ -1,37 +1,42 @@
-//! The ticket state machine: what a customer's or an agent's message does to
-//! a ticket, emergency markers, categories, and when solved tickets close.
+//! Tickets and their rules (SPEC sections 3 and 4), as plain functions over
+//! plain types: what a customer's or an agent's message does to a ticket,
+//! agent commands, emergency markers, and when solved tickets close. The
+//! table tests at the bottom read like the spec's tables.
 
-use std::fmt;
+/// The names of these enums are their strings everywhere (JSON, the
+/// database, the config): derived, never written out by hand.
+macro_rules! text_enum {
+    ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord,
+            ::serde::Serialize, ::serde::Deserialize,
+            ::strum::EnumString, ::strum::IntoStaticStr, ::strum::Display, ::strum::VariantArray,
+        )]
+        #[serde(rename_all = "snake_case")]
+        #[strum(serialize_all = "snake_case")]
+        pub enum $name { $($(#[$vmeta])* $variant),* }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    Open,
-    Pending,
-    Solved,
-    Closed,
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                self.into()
+            }
+        }
+    };
+}
+pub(crate) use text_enum;
+
+text_enum! {
+    pub enum Status {
+        Open,
+        Pending,
+        Solved,
+        Closed,
+    }
 }
 
 impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Open => "open",
-            Status::Pending => "pending",
-            Status::Solved => "solved",
-            Status::Closed => "closed",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Status> {
-        match s {
-            "open" => Some(Status::Open),
-            "pending" => Some(Status::Pending),
-            "solved" => Some(Status::Solved),
-            "closed" => Some(Status::Closed),
-            _ => None,
-        }
-    }
-
-    /// The label customers see in notifications.
+    /// The label customers see in notifications and the help center.
     pub fn label(self, locale: &str) -> &'static str {
         let english = locale.starts_with("en");
         match (self, english) {
@@ -47,33 +52,74 @@ impl Status {
     }
 }
 
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+text_enum! {
+    pub enum Priority {
+        Normal,
+        Urgent,
     }
 }
 
-pub const CATEGORIES: &[&str] = &[
-    "customer_support",
-    "onboarding_csm",
-    "billing",
-    "developer_support",
-    "partner_custom_code",
-];
-pub const DEFAULT_CATEGORY: &str = "customer_support";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Priority {
-    Normal,
-    Urgent,
+text_enum! {
+    #[derive(Default)]
+    pub enum Category {
+        #[default]
+        CustomerSupport,
+        OnboardingCsm,
+        Billing,
+        DeveloperSupport,
+        PartnerCustomCode,
+    }
 }
 
-impl Priority {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Priority::Normal => "normal",
-            Priority::Urgent => "urgent",
+text_enum! {
+    pub enum Rating {
+        Good,
+        Bad,
+    }
+}
+
+/// A ticket as the rules see it (and as the `tickets` table holds it).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Ticket {
+    pub id: i64,
+    pub subject: String,
+    pub organization_id: i64,
+    pub requester_id: i64,
+    pub category: Category,
+    pub priority: Priority,
+    pub status: Status,
+    pub followup_of: Option<i64>,
+    pub rating: Option<Rating>,
+    pub rating_comment: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub solved_at: Option<i64>,
+    pub closed_at: Option<i64>,
+    /// How often the ticket was solved; names the solve a rating is for.
+    pub solve_count: i64,
+}
+
+impl Ticket {
+    /// The ticket after a status change at `now`: solving stamps
+    /// `solved_at`, counts the solve and clears the rating of an earlier
+    /// one; reopening clears `solved_at`; closing stamps `closed_at`.
+    pub fn with_status(mut self, status: Status, now: i64) -> Ticket {
+        if status == self.status {
+            return self;
         }
+        match status {
+            Status::Solved => {
+                self.solved_at = Some(now);
+                self.solve_count += 1;
+                self.rating = None;
+                self.rating_comment = None;
+            }
+            Status::Closed => self.closed_at = Some(now),
+            Status::Open | Status::Pending => self.solved_at = None,
+        }
+        self.status = status;
+        self.updated_at = now;
+        self
     }
 }
 
@@ -126,7 +172,13 @@ pub fn customer_action(
 
 /// Whether a ticket solved at `solved_at` is due to be closed at `now`.
 pub fn is_past_reopen_window(solved_at: i64, now: i64, reopen_days: i64) -> bool {
-    now - solved_at > reopen_days * DAY
+    solved_at < close_cutoff(now, reopen_days)
+}
+
+/// Tickets solved before this instant are past their reopen window at
+/// `now`: the scheduler closes them.
+pub fn close_cutoff(now: i64, reopen_days: i64) -> i64 {
+    now - reopen_days * DAY
 }
 
 /// Commands at the top of an agent's mail, as in Zendesk's mail API.
@@ -151,11 +203,16 @@ pub fn parse_agent_commands(body: &str) -> (AgentCommands, String) {
             continue;
         }
         let words: Vec<&str> = trimmed.split_whitespace().collect();
-        if words.is_empty() || !words.iter().all(|w| is_command(w)) {
+        if words.is_empty() || !words.iter().all(|w| command(w).is_some()) {
             break;
         }
         for word in words {
-            apply_command(&mut commands, word);
+            match command(word) {
+                Some(Command::Status(status)) => commands.status = Some(status),
+                Some(Command::Internal) => commands.internal = true,
+                Some(Command::Urgent) => commands.urgent = true,
+                None => {}
+            }
         }
         consumed_any = true;
         lines.next();
@@ -170,21 +227,20 @@ pub fn parse_agent_commands(body: &str) -> (AgentCommands, String) {
     (commands, rest.join("\n"))
 }
 
-fn is_command(word: &str) -> bool {
-    matches!(
-        word.to_ascii_lowercase().as_str(),
-        "#solved" | "#pending" | "#open" | "#internal" | "#urgent"
-    )
+enum Command {
+    Status(Status),
+    Internal,
+    Urgent,
 }
 
-fn apply_command(commands: &mut AgentCommands, word: &str) {
+fn command(word: &str) -> Option<Command> {
     match word.to_ascii_lowercase().as_str() {
-        "#solved" => commands.status = Some(Status::Solved),
-        "#pending" => commands.status = Some(Status::Pending),
-        "#open" => commands.status = Some(Status::Open),
-        "#internal" => commands.internal = true,
-        "#urgent" => commands.urgent = true,
-        _ => {}
+        "#solved" => Some(Command::Status(Status::Solved)),
+        "#pending" => Some(Command::Status(Status::Pending)),
+        "#open" => Some(Command::Status(Status::Open)),
+        "#internal" => Some(Command::Internal),
+        "#urgent" => Some(Command::Urgent),
+        _ => None,
     }
 }
 
@@ -204,32 +260,71 @@ mod tests {
 
     const NOW: i64 = 1_800_000_000;
 
+    /// SPEC section 3: the state of the ticket a key user's message threads
+    /// into, and what it does.
     #[test]
-    fn customer_reply_rules_follow_the_spec_table() {
-        assert_eq!(
-            customer_action(Status::Open, None, NOW, 14),
-            CustomerAction::Append
-        );
-        assert_eq!(
-            customer_action(Status::Pending, None, NOW, 14),
-            CustomerAction::Append
-        );
-        assert_eq!(
-            customer_action(Status::Solved, Some(NOW - 13 * DAY), NOW, 14),
-            CustomerAction::Reopen
-        );
-        assert_eq!(
-            customer_action(Status::Solved, Some(NOW - 14 * DAY), NOW, 14),
-            CustomerAction::Reopen
-        );
-        assert_eq!(
-            customer_action(Status::Solved, Some(NOW - 14 * DAY - 1), NOW, 14),
-            CustomerAction::FollowUp
-        );
-        assert_eq!(
-            customer_action(Status::Closed, Some(NOW - DAY), NOW, 14),
-            CustomerAction::FollowUp
-        );
+    fn customer_messages_follow_the_spec_table() {
+        use CustomerAction::*;
+        let table: &[(Status, Option<i64>, CustomerAction)] = &[
+            // open or pending → appended; status becomes open
+            (Status::Open, None, Append),
+            (Status::Pending, None, Append),
+            // solved less than reopen_days ago → reopened
+            (Status::Solved, Some(NOW - 13 * DAY), Reopen),
+            (Status::Solved, Some(NOW - 14 * DAY), Reopen),
+            // solved longer ago than reopen_days, or closed → follow-up
+            (Status::Solved, Some(NOW - 14 * DAY - 1), FollowUp),
+            (Status::Closed, Some(NOW - DAY), FollowUp),
+        ];
+        for (status, solved_at, action) in table {
+            assert_eq!(
+                customer_action(*status, *solved_at, NOW, 14),
+                *action,
+                "{status} solved at {solved_at:?}"
+            );
+        }
+    }
+
+    /// SPEC sections 3 and 4: what an agent's comment does to the status.
+    #[test]
+    fn agent_comments_follow_the_spec() {
+        let commands = |status, internal| AgentCommands {
+            status,
+            internal,
+            urgent: false,
+        };
+        let table: &[(Status, AgentCommands, Status)] = &[
+            // a public answer waits for the customer
+            (Status::Open, commands(None, false), Status::Pending),
+            (Status::Solved, commands(None, false), Status::Pending),
+            // the agent solves it
+            (
+                Status::Open,
+                commands(Some(Status::Solved), false),
+                Status::Solved,
+            ),
+            // #pending, #open
+            (
+                Status::Open,
+                commands(Some(Status::Pending), false),
+                Status::Pending,
+            ),
+            (
+                Status::Pending,
+                commands(Some(Status::Open), false),
+                Status::Open,
+            ),
+            // #internal: the customer is not told, the status stays
+            (Status::Open, commands(None, true), Status::Open),
+            (Status::Pending, commands(None, true), Status::Pending),
+        ];
+        for (before, commands, after) in table {
+            assert_eq!(
+                status_after_agent_comment(*before, commands),
+                *after,
+                "{before} with {commands:?}"
+            );
+        }
     }
 
     #[test]
@@ -262,32 +357,48 @@ mod tests {
     }
 
     #[test]
-    fn status_after_agent_comment_rules() {
-        let none = AgentCommands::default();
-        assert_eq!(
-            status_after_agent_comment(Status::Open, &none),
-            Status::Pending
-        );
-        let internal = AgentCommands {
-            internal: true,
-            ..Default::default()
+    fn a_status_change_keeps_the_solve_bookkeeping() {
+        let ticket = Ticket {
+            id: 1,
+            subject: "x".into(),
+            organization_id: 1,
+            requester_id: 1,
+            category: Category::default(),
+            priority: Priority::Normal,
+            status: Status::Open,
+            followup_of: None,
+            rating: Some(Rating::Good),
+            rating_comment: None,
+            created_at: 0,
+            updated_at: 0,
+            solved_at: None,
+            closed_at: None,
+            solve_count: 1,
         };
+        let solved = ticket.clone().with_status(Status::Solved, 10);
         assert_eq!(
-            status_after_agent_comment(Status::Open, &internal),
-            Status::Open
+            (solved.solved_at, solved.solve_count, solved.rating),
+            (Some(10), 2, None)
         );
-        let solved = AgentCommands {
-            status: Some(Status::Solved),
-            ..Default::default()
-        };
-        assert_eq!(
-            status_after_agent_comment(Status::Open, &solved),
-            Status::Solved
-        );
+        let reopened = solved.clone().with_status(Status::Open, 20);
+        assert_eq!(reopened.solved_at, None);
+        assert_eq!(reopened.solve_count, 2);
+        let closed = solved.with_status(Status::Closed, 30);
+        assert_eq!((closed.closed_at, closed.solved_at), (Some(30), Some(10)));
     }
 
     #[test]
-    fn status_labels_in_both_languages() {
+    fn names_are_the_strings_everywhere() {
+        assert_eq!(Status::Pending.as_str(), "pending");
+        assert_eq!(
+            "partner_custom_code".parse::<Category>().unwrap(),
+            Category::PartnerCustomCode
+        );
+        assert_eq!(
+            serde_json::to_string(&Category::OnboardingCsm).unwrap(),
+            "\"onboarding_csm\""
+        );
+        assert!("money".parse::<Category>().is_err());
         assert_eq!(Status::Pending.label("de"), "Wartet auf Ihre Antwort");
         assert_eq!(Status::Solved.label("de-AT"), "Gelöst");
         assert_eq!(Status::Closed.label("en"), "Closed");

@@ -8,10 +8,9 @@
 //! many. Attachment names are made safe here, where they are stored.
 
 use mail_parser::{Address, HeaderValue, Message, MessageParser, MimeHeaders, PartType};
-use sha2::{Digest, Sha256};
 
 use crate::config::LimitsSettings;
-use crate::domain::mail::{Attachment, InboundMail};
+use crate::domain::mail::{sha256_hex, Attachment, InboundMail};
 use crate::domain::sender::normalize_email;
 
 /// Header fields the rules look at; everything else is left in the raw mail.
@@ -304,7 +303,7 @@ fn attachments(message: &Message<'_>, limits: &LimitsSettings) -> (Vec<Attachmen
                 .then(|| original.chars().take(1000).collect()),
             filename,
             content_type,
-            sha256: crate::blobs::hex(&Sha256::digest(data)),
+            sha256: sha256_hex(data),
             data: data.to_vec(),
         });
     }

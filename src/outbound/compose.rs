@@ -16,8 +16,6 @@ pub struct Envelope<'a> {
     pub row: &'a Due,
     pub from_name: &'a str,
     pub from: &'a str,
-    /// `support+<token>@…` for replies into the ticket.
-    pub reply_to: &'a str,
     pub now: i64,
 }
 
@@ -33,25 +31,25 @@ pub fn compose(envelope: &Envelope<'_>, body: &Body) -> Result<Message, String> 
     };
     let mut builder = Message::builder()
         .from(mailbox(Some(envelope.from_name), envelope.from)?)
-        .reply_to(mailbox(Some(envelope.from_name), envelope.reply_to)?)
-        .to(mailbox(None, &row.to)?)
+        .reply_to(mailbox(Some(envelope.from_name), &row.reply_to)?)
+        .to(mailbox(None, row.to())?)
         .subject(row.subject.as_str())
         .message_id(Some(row.message_id.clone()))
         .date(UNIX_EPOCH + Duration::from_secs(envelope.now.max(0) as u64));
     if let Some(parent) = &row.in_reply_to {
         builder = builder.in_reply_to(parent.clone());
     }
-    if !row.references.is_empty() {
-        builder = builder.references(row.references.join(" "));
+    if !row.refs.is_empty() {
+        builder = builder.references(row.refs.clone());
     }
     let mut headers = vec![
         (LOOP_HEADER, envelope.from.to_string()),
-        ("X-Ticketgate-Event", row.event.clone()),
+        ("X-Ticketgate-Event", row.event.as_str().to_string()),
     ];
     if let Some(ticket) = row.ticket_id {
         headers.push(("X-Ticketgate-Ticket", ticket.to_string()));
     }
-    if row.automatic {
+    if row.automatic() {
         // RFC 3834: no auto-replies to this; Exchange honours the second.
         headers.push(("Auto-Submitted", "auto-generated".into()));
         headers.push(("X-Auto-Response-Suppress", "All".into()));
@@ -96,28 +94,28 @@ fn crlf(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::notice::Event;
     use crate::inbound::parse::parse;
 
     fn row(automatic: bool, subject: &str) -> Due {
         Due {
             id: 7,
             event: if automatic {
-                "ticket_created"
+                Event::TicketCreated
             } else {
-                "agent_reply"
-            }
-            .into(),
+                Event::AgentReply
+            },
             ticket_id: Some(12),
-            comment_id: None,
-            to: "anna@kunde.example".into(),
+            recipients: crate::store::outbox::Addresses(vec!["anna@kunde.example".into()]),
             locale: "de".into(),
             subject: subject.into(),
             message_id: "<tg.12.x.1@example.com>".into(),
             in_reply_to: Some("<c2@kunde.example>".into()),
-            references: vec!["<c1@kunde.example>".into(), "<c2@kunde.example>".into()],
-            automatic,
-            attempts: 0,
-            next_attempt_at: 0,
+            refs: "<c1@kunde.example> <c2@kunde.example>".into(),
+            reply_to: "support+12-abcdefghijklm@example.com".into(),
+            automatic: i64::from(automatic),
+            context: "{}".into(),
+            attempts: 1,
             created_at: 0,
         }
     }
@@ -127,7 +125,6 @@ mod tests {
             row,
             from_name: "Support",
             from: "support@example.com",
-            reply_to: "support+12-abcdefghijklm@example.com",
             now: 1_795_773_600,
         };
         let body = Body {

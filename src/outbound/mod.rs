@@ -1,10 +1,9 @@
-//! The outbound side: which notifications a change causes and how they are
-//! queued (enqueue), rendered (render), composed (compose) and delivered
-//! (deliver, over a transport) by the daemon's worker (worker).
+//! The outbound side: notifications, queued by the decisions that cause
+//! them, rendered (render), composed (compose) and delivered (deliver, over
+//! a transport) by the daemon's worker (worker) or `outbox flush`.
 
 pub mod compose;
 pub mod deliver;
-pub mod enqueue;
 pub mod render;
 pub mod transport;
 pub mod worker;

@@ -7,21 +7,10 @@
 use std::path::Path;
 
 use handlebars::{handlebars_helper, Handlebars};
-use serde::Serialize;
 
-use crate::outbound::enqueue::Event;
+use crate::domain::notice::{CommentRef, Context, Event, PersonRef, RatingLinks, TicketRef};
 use crate::reply::DELIMITER;
 
-pub const EVENTS: &[Event] = &[
-    Event::TicketCreated,
-    Event::AgentReply,
-    Event::TicketSolved,
-    Event::FollowupCreated,
-    Event::NotKeyUser,
-    Event::AgentNewTicket,
-    Event::AgentCustomerReply,
-    Event::UrgentTicket,
-];
 pub const LOCALES: &[&str] = &["de", "en"];
 
 /// The built-in templates, by file name.
@@ -32,51 +21,6 @@ const BUILT_IN: &[(&str, &str)] = &include!(concat!(env!("OUT_DIR"), "/templates
 pub struct TemplateError {
     pub name: String,
     pub message: String,
-}
-
-/// What templates see. Fields absent for an event are null.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Context {
-    pub recipient: PersonRef,
-    pub requester: PersonRef,
-    pub organization: String,
-    pub ticket: Option<TicketRef>,
-    pub comment: Option<CommentRef>,
-    pub rating: Option<RatingLinks>,
-    /// The subject of the customer's message (for notices without ticket).
-    pub subject: String,
-    pub reopen_days: i64,
-}
-
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct PersonRef {
-    pub name: String,
-    pub email: String,
-}
-
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct TicketRef {
-    pub id: i64,
-    pub subject: String,
-    pub status: String,
-    pub status_label: String,
-    pub link: String,
-    pub category: String,
-    pub priority: String,
-    pub urgent: bool,
-    pub followup_of: Option<i64>,
-}
-
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct CommentRef {
-    pub author: String,
-    pub body: String,
-}
-
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct RatingLinks {
-    pub good: String,
-    pub bad: String,
 }
 
 /// A rendered notification body.
@@ -129,9 +73,9 @@ impl Renderer {
                 })?;
         }
         let renderer = Renderer { text, html };
-        for event in EVENTS {
+        for event in <Event as strum::VariantArray>::VARIANTS {
             for locale in LOCALES {
-                renderer.render(*event, locale, &Context::sample())?;
+                renderer.render(*event, locale, &sample_context())?;
             }
         }
         Ok(renderer)
@@ -145,6 +89,14 @@ impl Renderer {
         locale: &str,
         context: &Context,
     ) -> Result<Body, TemplateError> {
+        // Strict templates fail on a missing field; an event that has no
+        // ticket, comment or rating gets empty ones, and templates test
+        // what they use.
+        let mut context = context.clone();
+        context.ticket.get_or_insert_with(Default::default);
+        context.comment.get_or_insert_with(Default::default);
+        context.rating.get_or_insert_with(Default::default);
+        let context = &context;
         let locale = if locale.starts_with("en") { "en" } else { "de" };
         let name = format!("{}.{locale}", event.as_str());
         let text_name = format!("{name}.txt");
@@ -172,41 +124,39 @@ impl Renderer {
     }
 }
 
-impl Context {
-    /// Data for the start-up check: every field set, as strict mode wants.
-    pub fn sample() -> Context {
-        Context {
-            recipient: PersonRef {
-                name: "Anna Schmidt".into(),
-                email: "anna@example.com".into(),
-            },
-            requester: PersonRef {
-                name: "Anna Schmidt".into(),
-                email: "anna@example.com".into(),
-            },
-            organization: "Beispiel GmbH".into(),
-            ticket: Some(TicketRef {
-                id: 1,
-                subject: "Beispiel".into(),
-                status: "open".into(),
-                status_label: "Offen".into(),
-                link: "https://help.example.com/tickets/1".into(),
-                category: "customer_support".into(),
-                priority: "normal".into(),
-                urgent: false,
-                followup_of: Some(0),
-            }),
-            comment: Some(CommentRef {
-                author: "Lena Fischer".into(),
-                body: "Hallo\n\nWelt".into(),
-            }),
-            rating: Some(RatingLinks {
-                good: "https://help.example.com/rate/x/good".into(),
-                bad: "https://help.example.com/rate/x/bad".into(),
-            }),
-            subject: "Frage".into(),
-            reopen_days: 14,
-        }
+/// Data for the start-up check: every field set, as strict mode wants.
+pub fn sample_context() -> Context {
+    Context {
+        recipient: PersonRef {
+            name: "Anna Schmidt".into(),
+            email: "anna@example.com".into(),
+        },
+        requester: PersonRef {
+            name: "Anna Schmidt".into(),
+            email: "anna@example.com".into(),
+        },
+        organization: "Beispiel GmbH".into(),
+        ticket: Some(TicketRef {
+            id: 1,
+            subject: "Beispiel".into(),
+            status: "open".into(),
+            status_label: "Offen".into(),
+            link: "https://help.example.com/tickets/1".into(),
+            category: "customer_support".into(),
+            priority: "normal".into(),
+            urgent: false,
+            followup_of: Some(0),
+        }),
+        comment: Some(CommentRef {
+            author: "Lena Fischer".into(),
+            body: "Hallo\n\nWelt".into(),
+        }),
+        rating: Some(RatingLinks {
+            good: "https://help.example.com/rate/x/good".into(),
+            bad: "https://help.example.com/rate/x/bad".into(),
+        }),
+        subject: "Frage".into(),
+        reopen_days: 14,
     }
 }
 
@@ -230,9 +180,9 @@ mod tests {
     #[test]
     fn every_event_renders_in_both_languages_with_the_delimiter_first() {
         let renderer = Renderer::load(None).unwrap();
-        for event in EVENTS {
+        for event in <Event as strum::VariantArray>::VARIANTS {
             for locale in LOCALES {
-                let body = renderer.render(*event, locale, &Context::sample()).unwrap();
+                let body = renderer.render(*event, locale, &sample_context()).unwrap();
                 let first_text = body.text.lines().find(|l| !l.trim().is_empty()).unwrap();
                 assert_eq!(first_text, DELIMITER, "{event:?} {locale}");
                 let first_html = body.html.lines().find(|l| !l.trim().is_empty()).unwrap();
@@ -244,7 +194,7 @@ mod tests {
     #[test]
     fn html_is_escaped_text_is_not() {
         let renderer = Renderer::load(None).unwrap();
-        let mut context = Context::sample();
+        let mut context = sample_context();
         context.comment.as_mut().unwrap().body = "a < b & <script>\n\nzwei".into();
         let body = renderer.render(Event::AgentReply, "de", &context).unwrap();
         assert!(body.text.contains("a < b & <script>"));
@@ -260,11 +210,11 @@ mod tests {
     fn unknown_locales_fall_back_to_german() {
         let renderer = Renderer::load(None).unwrap();
         let body = renderer
-            .render(Event::TicketCreated, "fr", &Context::sample())
+            .render(Event::TicketCreated, "fr", &sample_context())
             .unwrap();
         assert!(body.text.contains("vielen Dank"));
         let english = renderer
-            .render(Event::TicketCreated, "en-GB", &Context::sample())
+            .render(Event::TicketCreated, "en-GB", &sample_context())
             .unwrap();
         assert!(english.text.contains("thank you"));
     }
@@ -291,7 +241,7 @@ mod tests {
         .unwrap();
         let renderer = Renderer::load(Some(dir.path())).unwrap();
         let body = renderer
-            .render(Event::AgentReply, "en", &Context::sample())
+            .render(Event::AgentReply, "en", &sample_context())
             .unwrap();
         assert_eq!(body.text, format!("{DELIMITER}\n\nHi Anna Schmidt!"));
     }

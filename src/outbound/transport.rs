@@ -1,6 +1,9 @@
-//! Where notifications go: an SMTP server (lettre; STARTTLS, implicit TLS
-//! or plain on loopback; AUTH; timeouts) or `.eml` files in a directory.
+//! Where notifications go: the configured [`Outbound`] transport, an SMTP
+//! server (lettre; STARTTLS, implicit TLS or plain on loopback; AUTH;
+//! timeouts) or `.eml` files in a directory. Delivery works over any
+//! [`Transport`], so tests can put their own in between.
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -10,7 +13,18 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::config::Settings;
 
-pub enum Transport {
+/// Sends one composed message.
+pub trait Transport: Send + Sync {
+    /// Delivers `message`; `name` names the file for a file transport.
+    fn send(
+        &self,
+        name: &str,
+        message: &Message,
+    ) -> impl Future<Output = Result<(), SendError>> + Send;
+}
+
+/// The transport the configuration names.
+pub enum Outbound {
     File {
         dir: PathBuf,
     },
@@ -31,12 +45,12 @@ pub struct SendError {
     pub message: String,
 }
 
-impl Transport {
+impl Outbound {
     /// Builds the configured transport. Fails when the SMTP settings
     /// cannot work (an unreadable `ca_file`, a bad certificate).
-    pub fn from_settings(settings: &Settings) -> Result<Transport, String> {
+    pub fn from_settings(settings: &Settings) -> Result<Outbound, String> {
         if settings.outbound.transport == "file" {
-            return Ok(Transport::File {
+            return Ok(Outbound::File {
                 dir: settings.outbound.dir.clone(),
             });
         }
@@ -67,7 +81,7 @@ impl Transport {
             let password = smtp.password.clone().unwrap_or_default();
             builder = builder.credentials(Credentials::new(username.clone(), password));
         }
-        Ok(Transport::Smtp {
+        Ok(Outbound::Smtp {
             transport: builder.build(),
             timeout: Duration::from_secs(smtp.timeout_secs),
         })
@@ -77,10 +91,10 @@ impl Transport {
     /// SMTP server answers (TLS and AUTH included).
     pub async fn check(&self) -> Result<String, String> {
         match self {
-            Transport::File { dir } => std::fs::create_dir_all(dir)
+            Outbound::File { dir } => std::fs::create_dir_all(dir)
                 .map(|_| format!("writes to {}", dir.display()))
                 .map_err(|e| format!("{}: {e}", dir.display())),
-            Transport::Smtp { transport, timeout } => {
+            Outbound::Smtp { transport, timeout } => {
                 match tokio::time::timeout(*timeout * 3, transport.test_connection()).await {
                     Ok(Ok(true)) => Ok("the server accepts connections".into()),
                     Ok(Ok(false)) => Err("the server did not answer NOOP".into()),
@@ -93,12 +107,13 @@ impl Transport {
             }
         }
     }
+}
 
-    /// Delivers one message. `name` names the file for the file transport.
-    pub async fn send(&self, name: &str, message: &Message) -> Result<(), SendError> {
+impl Transport for Outbound {
+    async fn send(&self, name: &str, message: &Message) -> Result<(), SendError> {
         let bytes = message.formatted();
         match self {
-            Transport::File { dir } => {
+            Outbound::File { dir } => {
                 // Writing and syncing a file blocks; keep it off the thread
                 // that serves IMAP and the database.
                 let (path, name) = (dir.clone(), name.to_string());
@@ -110,7 +125,7 @@ impl Transport {
                         message: format!("cannot write to {}: {e}", dir.display()),
                     })
             }
-            Transport::Smtp { transport, timeout } => {
+            Outbound::Smtp { transport, timeout } => {
                 // Connect, greeting, TLS, AUTH, envelope and the data, and
                 // then some for a large message.
                 let size = bytes.len() as u64;

@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::Conn;
+use super::{list, Conn};
 use crate::domain::sender::{normalize_email, Person, Role};
 
 pub async fn upsert_organization(conn: &mut Conn, name: &str) -> Result<i64, sqlx::Error> {
@@ -20,7 +20,7 @@ pub async fn upsert_organization(conn: &mut Conn, name: &str) -> Result<i64, sql
         .try_get("id")
 }
 
-/// Inserts or updates a person by (lowercased) email.
+/// Inserts or updates a person by (normalized) email.
 pub async fn upsert_person(
     conn: &mut Conn,
     organization_id: i64,
@@ -37,47 +37,66 @@ pub async fn upsert_person(
     .bind(organization_id)
     .bind(normalize_email(email))
     .bind(name)
-    .bind(role.as_str())
+    .bind(role)
     .bind(locale)
     .execute(&mut *conn)
     .await?;
     Ok(())
 }
 
-const PERSON_COLUMNS: &str = "id, email, name, organization_id, role, locale";
-
-fn person_from_row(row: &sqlx::any::AnyRow) -> Result<Person, sqlx::Error> {
-    let role: String = row.try_get("role")?;
-    Ok(Person {
-        id: row.try_get("id")?,
-        email: row.try_get("email")?,
-        name: row.try_get("name")?,
-        organization_id: row.try_get("organization_id")?,
-        role: Role::parse(&role).ok_or_else(|| {
-            sqlx::Error::Decode(format!("unknown role {role:?} in the directory").into())
-        })?,
-        locale: row.try_get("locale")?,
-    })
-}
+const PERSON: &str = "SELECT id, email, name, organization_id, role, locale FROM users";
 
 pub async fn person_by_email(conn: &mut Conn, email: &str) -> Result<Option<Person>, sqlx::Error> {
-    sqlx::query(&format!(
-        "SELECT {PERSON_COLUMNS} FROM users WHERE email = $1"
-    ))
-    .bind(normalize_email(email))
-    .fetch_optional(&mut *conn)
-    .await?
-    .as_ref()
-    .map(person_from_row)
-    .transpose()
+    sqlx::query_as(&format!("{PERSON} WHERE email = $1"))
+        .bind(normalize_email(email))
+        .fetch_optional(&mut *conn)
+        .await
 }
 
-pub async fn person_by_id(conn: &mut Conn, id: i64) -> Result<Option<Person>, sqlx::Error> {
-    sqlx::query(&format!("SELECT {PERSON_COLUMNS} FROM users WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .as_ref()
-        .map(person_from_row)
-        .transpose()
+/// The people with these (normalized) addresses, in one query.
+pub async fn people_by_emails(
+    conn: &mut Conn,
+    emails: &[&str],
+) -> Result<Vec<Person>, sqlx::Error> {
+    if emails.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!("{PERSON} WHERE email IN ({})", list(emails.len()));
+    let mut query = sqlx::query_as(&sql);
+    for email in emails {
+        query = query.bind(*email);
+    }
+    query.fetch_all(&mut *conn).await
+}
+
+/// The people with these ids, in one query.
+pub async fn people_by_ids(conn: &mut Conn, ids: &[i64]) -> Result<Vec<Person>, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!("{PERSON} WHERE id IN ({})", list(ids.len()));
+    let mut query = sqlx::query_as(&sql);
+    for id in ids {
+        query = query.bind(*id);
+    }
+    query.fetch_all(&mut *conn).await
+}
+
+/// Organization names by id, in one query.
+pub async fn organization_names(
+    conn: &mut Conn,
+    ids: &[i64],
+) -> Result<Vec<(i64, String)>, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT id, name FROM organizations WHERE id IN ({})",
+        list(ids.len())
+    );
+    let mut query = sqlx::query_as(&sql);
+    for id in ids {
+        query = query.bind(*id);
+    }
+    query.fetch_all(&mut *conn).await
 }

@@ -1,21 +1,86 @@
 //! All SQL of ticketgate, behind plain functions that take a connection (or
-//! a transaction, which derefs to one) so callers compose transactions. The
-//! SQL is portable between SQLite and PostgreSQL: `$n` placeholders,
-//! integer Unix times, `RETURNING`, `ON CONFLICT`.
+//! a transaction, which derefs to one) so callers compose transactions.
+//! One set of SQL serves SQLite and PostgreSQL through sqlx's `Any` driver
+//! (`$n` placeholders, integer Unix times, `RETURNING`, `ON CONFLICT`); the
+//! dialect is chosen only where it must be (`Backend`). Rows are mapped by
+//! `#[derive(FromRow)]`; the enumerated columns are the enums' own strings.
+//!
+//! - [`facts`]: what a batch of decisions needs, in one read.
+//! - [`write`]: carries a batch of decisions out, a few multi-row
+//!   statements in the caller's transaction.
+//! - the rest, one module per table family: [`directory`], [`tickets`],
+//!   [`messages`], [`outbox`], [`suspended`], [`blobs`], [`imap_state`].
 
+pub mod blobs;
 pub mod directory;
+pub mod facts;
 pub mod imap_state;
 pub mod messages;
 pub mod outbox;
 pub mod suspended;
 pub mod tickets;
+pub mod write;
 
 use std::str::FromStr;
 
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyConnection, AnyPool, ConnectOptions, Executor};
+use sqlx::any::{AnyArguments, AnyConnectOptions, AnyPoolOptions};
+use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions, Executor};
+
+use crate::domain::decide::{Outcome, Reason};
+use crate::domain::notice::{Event, OutboxState};
+use crate::domain::sender::Role;
+use crate::domain::ticket::{Category, Priority, Rating, Status};
 
 pub type Conn = AnyConnection;
+pub type Tx = sqlx::Transaction<'static, Any>;
+type Query<'q> = sqlx::query::Query<'q, Any, AnyArguments<'q>>;
+
+/// Enums stored as their strings: bound and read like `&str`, and a value
+/// the enum does not know is a decode error, not a silent default.
+macro_rules! text_columns {
+    ($($ty:ty),* $(,)?) => {$(
+        impl sqlx::Type<Any> for $ty {
+            fn type_info() -> sqlx::any::AnyTypeInfo {
+                <&str as sqlx::Type<Any>>::type_info()
+            }
+            fn compatible(ty: &sqlx::any::AnyTypeInfo) -> bool {
+                <&str as sqlx::Type<Any>>::compatible(ty)
+            }
+        }
+        impl<'q> sqlx::Encode<'q, Any> for $ty {
+            fn encode_by_ref(
+                &self,
+                buf: &mut <Any as sqlx::Database>::ArgumentBuffer<'q>,
+            ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+                <&str as sqlx::Encode<'q, Any>>::encode(self.as_str(), buf)
+            }
+        }
+        impl<'r> sqlx::Decode<'r, Any> for $ty {
+            fn decode(
+                value: <Any as sqlx::Database>::ValueRef<'r>,
+            ) -> Result<Self, sqlx::error::BoxDynError> {
+                let text = <&str as sqlx::Decode<'r, Any>>::decode(value)?;
+                text.parse()
+                    .map_err(|_| format!("{text:?} is not a {}", stringify!($ty)).into())
+            }
+        }
+    )*};
+}
+text_columns!(
+    Status,
+    Priority,
+    Category,
+    Rating,
+    Role,
+    Event,
+    OutboxState,
+    Outcome,
+    Reason
+);
+
+/// Values bound per statement at most: SQLite allows 32,766, PostgreSQL
+/// 65,535.
+const MAX_PARAMETERS: usize = 30_000;
 
 /// `($1, $2), ($3, $4)` for `rows` rows of `columns` values: several rows
 /// in one statement, since every statement is a round trip to the database.
@@ -30,7 +95,38 @@ pub fn placeholders(rows: usize, columns: usize) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
-pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
+
+/// `$1, $2, …` for an `IN (…)` list.
+pub fn list(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Inserts `rows` with as few statements as the parameter limit allows:
+/// `{head} VALUES (…), (…) {tail}`, each row bound by `bind`.
+pub async fn insert_rows<'a, T>(
+    conn: &mut Conn,
+    head: &str,
+    columns: usize,
+    tail: &str,
+    rows: &'a [T],
+    bind: impl for<'q> Fn(Query<'q>, &'q T) -> Query<'q>,
+) -> Result<(), sqlx::Error> {
+    for chunk in rows.chunks((MAX_PARAMETERS / columns).max(1)) {
+        let sql = format!(
+            "{head} VALUES {} {tail}",
+            placeholders(chunk.len(), columns)
+        );
+        let mut query = sqlx::query(&sql);
+        for row in chunk {
+            query = bind(query, row);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -116,7 +212,7 @@ impl Store {
         }
     }
 
-    pub async fn acquire(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>, sqlx::Error> {
+    pub async fn acquire(&self) -> Result<sqlx::pool::PoolConnection<Any>, sqlx::Error> {
         self.pool.acquire().await
     }
 

@@ -1,259 +1,334 @@
 //! The outbox: every notification, written in the same transaction as the
-//! change that caused it.
+//! change that caused it, with everything it will say; then claimed by a
+//! delivery worker round by round, and marked.
 
 use serde::Serialize;
-use sqlx::Row;
 
-use super::Conn;
+use sqlx::{Connection, Executor};
 
-pub struct NewNotification<'a> {
-    pub event: &'a str,
-    pub ticket_id: Option<i64>,
-    pub comment_id: Option<i64>,
-    pub recipients: &'a [String],
-    pub locale: &'a str,
-    pub subject: &'a str,
-    pub message_id: &'a str,
-    pub in_reply_to: Option<&'a str>,
-    pub references: &'a [String],
-    pub automatic: bool,
-    pub now: i64,
-}
+use super::{Backend, Conn, Store};
+use crate::domain::notice::{Event, Notice, OutboxState};
 
-/// Inserts the rows in one statement.
-pub async fn enqueue_all(conn: &mut Conn, rows: &[NewNotification<'_>]) -> Result<(), sqlx::Error> {
-    let sql = format!(
-        "INSERT INTO outbox (event, ticket_id, comment_id, recipients, locale, subject, message_id,
-             in_reply_to, refs, automatic, state, next_attempt_at, created_at) VALUES {}",
-        super::placeholders(rows.len(), 13)
-    );
-    let mut query = sqlx::query(&sql);
-    for n in rows {
-        let recipients = serde_json::to_string(n.recipients).expect("strings serialize");
-        query = query
-            .bind(n.event)
-            .bind(n.ticket_id)
-            .bind(n.comment_id)
-            .bind(recipients)
-            .bind(n.locale)
-            .bind(n.subject)
-            .bind(n.message_id)
-            .bind(n.in_reply_to)
-            .bind(n.references.join(" "))
-            .bind(n.automatic as i64)
-            .bind("queued")
-            .bind(n.now)
-            .bind(n.now);
+/// The recipients column: a JSON array of addresses.
+#[derive(Debug, Clone, Serialize)]
+#[serde(transparent)]
+pub struct Addresses(pub Vec<String>);
+
+impl TryFrom<String> for Addresses {
+    type Error = serde_json::Error;
+    fn try_from(json: String) -> Result<Self, Self::Error> {
+        serde_json::from_str(&json).map(Addresses)
     }
-    query.execute(&mut *conn).await?;
-    Ok(())
 }
 
-/// Marks the notifications a bounce refers to; returns how many matched.
+/// Writes the notices as queued rows, due now.
+pub async fn enqueue_all(
+    conn: &mut Conn,
+    notices: &[&Notice],
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let rows: Vec<(&Notice, String, String)> = notices
+        .iter()
+        .map(|n| {
+            let recipients = serde_json::to_string(&[&n.to.address]).expect("strings serialize");
+            let context = serde_json::to_string(&n.context).expect("contexts serialize");
+            (*n, recipients, context)
+        })
+        .collect();
+    super::insert_rows(
+        conn,
+        "INSERT INTO outbox (event, ticket_id, recipients, locale, subject, message_id,
+             in_reply_to, refs, reply_to, automatic, context, state, next_attempt_at, created_at)",
+        14,
+        "",
+        &rows,
+        |query, (n, recipients, context)| {
+            query
+                .bind(n.event)
+                .bind(n.ticket_id)
+                .bind(recipients.as_str())
+                .bind(n.to.locale.as_str())
+                .bind(n.subject.as_str())
+                .bind(n.message_id.as_str())
+                .bind(n.in_reply_to.as_deref())
+                .bind(n.references.join(" "))
+                .bind(n.reply_to.as_str())
+                .bind(i64::from(n.event.is_automatic()))
+                .bind(context.as_str())
+                .bind(OutboxState::Queued)
+                .bind(now)
+                .bind(now)
+        },
+    )
+    .await
+}
+
+/// Marks the notifications a bounce refers to.
 pub async fn mark_bounced(
     conn: &mut Conn,
-    message_id: &str,
+    message_ids: &[String],
     reason: &str,
 ) -> Result<u64, sqlx::Error> {
-    Ok(
-        sqlx::query("UPDATE outbox SET state = 'bounced', last_error = $2 WHERE message_id = $1")
-            .bind(message_id)
-            .bind(reason)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected(),
-    )
+    if message_ids.is_empty() {
+        return Ok(0);
+    }
+    let sql = format!(
+        "UPDATE outbox SET state = $1, last_error = $2 WHERE message_id IN ({})",
+        (3..3 + message_ids.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let mut query = sqlx::query(&sql).bind(OutboxState::Bounced).bind(reason);
+    for id in message_ids {
+        query = query.bind(id.as_str());
+    }
+    Ok(query.execute(&mut *conn).await?.rows_affected())
 }
 
 /// `outbox list --json`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, sqlx::FromRow)]
 pub struct OutboxView {
     pub id: i64,
-    pub event: String,
+    pub event: Event,
+    #[sqlx(rename = "ticket_id")]
     pub ticket: Option<i64>,
-    pub to: Vec<String>,
+    #[sqlx(rename = "recipients", try_from = "String")]
+    pub to: Addresses,
     pub subject: String,
-    pub state: String,
+    pub state: OutboxState,
     pub message_id: String,
     pub attempts: i64,
     pub last_error: Option<String>,
 }
 
 pub async fn list(conn: &mut Conn) -> Result<Vec<OutboxView>, sqlx::Error> {
-    sqlx::query(
+    sqlx::query_as(
         "SELECT id, event, ticket_id, recipients, subject, state, message_id, attempts, last_error
          FROM outbox ORDER BY id",
     )
     .fetch_all(&mut *conn)
-    .await?
-    .iter()
-    .map(|row| {
-        let recipients: String = row.try_get("recipients")?;
-        Ok(OutboxView {
-            id: row.try_get("id")?,
-            event: row.try_get("event")?,
-            ticket: row.try_get("ticket_id")?,
-            to: serde_json::from_str(&recipients).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
-            subject: row.try_get("subject")?,
-            state: row.try_get("state")?,
-            message_id: row.try_get("message_id")?,
-            attempts: row.try_get("attempts")?,
-            last_error: row.try_get("last_error")?,
-        })
-    })
-    .collect()
+    .await
 }
 
-/// A row due for delivery, with what rendering needs to find.
-#[derive(Debug, Clone)]
+/// A claimed row: what the mail will be.
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Due {
     pub id: i64,
-    pub event: String,
+    pub event: Event,
     pub ticket_id: Option<i64>,
-    pub comment_id: Option<i64>,
-    pub to: String,
+    #[sqlx(try_from = "String")]
+    pub recipients: Addresses,
     pub locale: String,
     pub subject: String,
     pub message_id: String,
     pub in_reply_to: Option<String>,
-    pub references: Vec<String>,
-    pub automatic: bool,
+    pub refs: String,
+    pub reply_to: String,
+    pub automatic: i64,
+    /// The template context, JSON.
+    pub context: String,
+    /// Attempts so far, this one included.
     pub attempts: i64,
-    pub next_attempt_at: i64,
     pub created_at: i64,
 }
 
-/// Queued rows whose time has come, oldest first.
-pub async fn due(conn: &mut Conn, now: i64, limit: i64) -> Result<Vec<Due>, sqlx::Error> {
-    sqlx::query(
-        "SELECT id, event, ticket_id, comment_id, recipients, locale, subject, message_id,
-             in_reply_to, refs, automatic, attempts, next_attempt_at, created_at
-         FROM outbox WHERE state = 'queued' AND next_attempt_at <= $1
-         ORDER BY next_attempt_at, id LIMIT $2",
-    )
-    .bind(now)
-    .bind(limit)
-    .fetch_all(&mut *conn)
-    .await?
-    .iter()
-    .map(|row| {
-        let recipients: String = row.try_get("recipients")?;
-        let to: Vec<String> =
-            serde_json::from_str(&recipients).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-        let refs: String = row.try_get("refs")?;
-        Ok(Due {
-            id: row.try_get("id")?,
-            event: row.try_get("event")?,
-            ticket_id: row.try_get("ticket_id")?,
-            comment_id: row.try_get("comment_id")?,
-            to: to.into_iter().next().unwrap_or_default(),
-            locale: row.try_get("locale")?,
-            subject: row.try_get("subject")?,
-            message_id: row.try_get("message_id")?,
-            in_reply_to: row.try_get("in_reply_to")?,
-            references: refs.split_whitespace().map(str::to_string).collect(),
-            automatic: row.try_get::<i64, _>("automatic")? != 0,
-            attempts: row.try_get("attempts")?,
-            next_attempt_at: row.try_get("next_attempt_at")?,
-            created_at: row.try_get("created_at")?,
+impl Due {
+    pub fn to(&self) -> &str {
+        self.recipients.0.first().map_or("", String::as_str)
+    }
+
+    pub fn references(&self) -> Vec<String> {
+        self.refs.split_whitespace().map(str::to_string).collect()
+    }
+
+    pub fn automatic(&self) -> bool {
+        self.automatic != 0
+    }
+}
+
+/// Claims the next due row: counts the attempt and moves its due time to
+/// `lease_until`, so that no other worker takes it and, if this one dies
+/// mid-send, it is tried again after the lease. `retries_only`: only rows
+/// that failed before. On PostgreSQL, a row another instance is claiming is
+/// skipped, not waited for. Written without waiting for the disk (see
+/// [`relaxed`]): a lost claim only means the row is tried once more.
+pub async fn claim_next(
+    store: &Store,
+    now: i64,
+    lease_until: i64,
+    retries_only: bool,
+) -> Result<Option<Due>, sqlx::Error> {
+    let skip_locked = match store.backend {
+        Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+        Backend::Sqlite => "",
+    };
+    let retries = if retries_only { "AND attempts > 0" } else { "" };
+    let sql = format!(
+        "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1
+         WHERE id = (SELECT id FROM outbox WHERE state = $2 AND next_attempt_at <= $3 {retries}
+                     ORDER BY next_attempt_at, id LIMIT 1 {skip_locked})
+         RETURNING id, event, ticket_id, recipients, locale, subject, message_id, in_reply_to,
+             refs, reply_to, automatic, context, attempts, created_at"
+    );
+    relaxed(store, |conn| {
+        Box::pin(async move {
+            sqlx::query_as(&sql)
+                .bind(lease_until)
+                .bind(OutboxState::Queued)
+                .bind(now)
+                .fetch_optional(&mut *conn)
+                .await
         })
     })
-    .collect()
+    .await
 }
 
-/// Takes a due row for one delivery attempt: counts the attempt and moves
-/// its due time to `lease_until`, so that no other worker takes it and, if
-/// this one dies mid-send, it is tried again after the lease. Returns false
-/// when another worker was first.
-pub async fn claim(conn: &mut Conn, row: &Due, lease_until: i64) -> Result<bool, sqlx::Error> {
-    Ok(sqlx::query(
-        "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1
-         WHERE id = $2 AND state = 'queued' AND next_attempt_at = $3",
-    )
-    .bind(lease_until)
-    .bind(row.id)
-    .bind(row.next_attempt_at)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected()
-        == 1)
+/// Runs `write` without waiting for the disk at its commit (SQLite
+/// `synchronous = NORMAL`, PostgreSQL `synchronous_commit = off`): a crash
+/// of the process keeps it, a power cut may lose it. For the delivery
+/// bookkeeping, whose loss only means a mail goes out once more; it saves
+/// two disk flushes per mail.
+async fn relaxed<T>(
+    store: &Store,
+    write: impl for<'c> FnOnce(&'c mut Conn) -> futures::future::BoxFuture<'c, Result<T, sqlx::Error>>,
+) -> Result<T, sqlx::Error> {
+    let mut conn = store.acquire().await?;
+    match store.backend {
+        Backend::Sqlite => {
+            // The connection is held throughout: nothing else commits
+            // while it is relaxed.
+            conn.execute("PRAGMA synchronous = NORMAL").await?;
+            let result = write(&mut conn).await;
+            conn.execute("PRAGMA synchronous = FULL").await?;
+            result
+        }
+        Backend::Postgres => {
+            let mut tx = conn.begin().await?;
+            tx.execute("SET LOCAL synchronous_commit = off").await?;
+            let result = write(&mut tx).await?;
+            tx.commit().await?;
+            Ok(result)
+        }
+    }
 }
 
-pub async fn mark_sent(conn: &mut Conn, id: i64, now: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE outbox SET state = 'sent', sent_at = $1, last_error = NULL WHERE id = $2")
+/// What became of a delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mark {
+    Sent,
+    /// Queued again for another attempt.
+    Retry {
+        next_attempt_at: i64,
+        error: String,
+    },
+    /// `failed` or `suppressed`, with the reason.
+    Final {
+        state: OutboxState,
+        reason: String,
+    },
+}
+
+/// Records a delivery attempt's result, without waiting for the disk (see
+/// [`relaxed`]).
+pub async fn record(store: &Store, id: i64, mark: &Mark, now: i64) -> Result<(), sqlx::Error> {
+    let mark = mark.clone();
+    relaxed(store, move |conn| {
+        Box::pin(async move { apply_mark(conn, id, &mark, now).await })
+    })
+    .await
+}
+
+async fn apply_mark(conn: &mut Conn, id: i64, mark: &Mark, now: i64) -> Result<(), sqlx::Error> {
+    let query = match mark {
+        Mark::Sent => sqlx::query(
+            "UPDATE outbox SET state = $1, sent_at = $2, last_error = NULL WHERE id = $3",
+        )
+        .bind(OutboxState::Sent)
         .bind(now)
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
+        .bind(id),
+        Mark::Retry {
+            next_attempt_at,
+            error,
+        } => sqlx::query("UPDATE outbox SET next_attempt_at = $1, last_error = $2 WHERE id = $3")
+            .bind(*next_attempt_at)
+            .bind(error.as_str())
+            .bind(id),
+        Mark::Final { state, reason } => {
+            sqlx::query("UPDATE outbox SET state = $1, last_error = $2 WHERE id = $3")
+                .bind(*state)
+                .bind(reason.as_str())
+                .bind(id)
+        }
+    };
+    query.execute(&mut *conn).await?;
     Ok(())
 }
 
-/// Leaves the row queued for another attempt at `next_attempt_at`.
-pub async fn mark_retry(
-    conn: &mut Conn,
-    id: i64,
-    next_attempt_at: i64,
-    error: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE outbox SET next_attempt_at = $1, last_error = $2 WHERE id = $3")
-        .bind(next_attempt_at)
-        .bind(error)
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
-
-/// Ends the row in `state` (`failed` or `suppressed`) with the reason.
-pub async fn mark_final(
-    conn: &mut Conn,
-    id: i64,
-    state: &str,
-    reason: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE outbox SET state = $1, last_error = $2 WHERE id = $3")
-        .bind(state)
-        .bind(reason)
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
-
-/// Automatic mails sent to `to` since `since`: the rate limit's count.
+/// Automatic mails sent to each of `addresses` since `since`: the rate
+/// limit's count, in one query.
 pub async fn automatic_sent_since(
     conn: &mut Conn,
-    to: &str,
+    addresses: &[&str],
     since: i64,
-) -> Result<i64, sqlx::Error> {
-    let recipients = serde_json::to_string(&[to]).expect("strings serialize");
-    sqlx::query(
-        "SELECT COUNT(*) AS n FROM outbox
-         WHERE recipients = $1 AND automatic = 1 AND state IN ('sent', 'bounced') AND sent_at >= $2",
-    )
-    .bind(recipients)
-    .bind(since)
-    .fetch_one(&mut *conn)
-    .await?
-    .try_get("n")
+) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    if addresses.is_empty() {
+        return Ok(Vec::new());
+    }
+    let recipients: Vec<String> = addresses
+        .iter()
+        .map(|a| serde_json::to_string(&[a]).expect("strings serialize"))
+        .collect();
+    let sql = format!(
+        "SELECT recipients, COUNT(*) FROM outbox
+         WHERE automatic = 1 AND state IN ($1, $2) AND sent_at >= $3 AND recipients IN ({})
+         GROUP BY recipients",
+        (4..4 + recipients.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let mut query = sqlx::query_as::<_, (String, i64)>(&sql)
+        .bind(OutboxState::Sent)
+        .bind(OutboxState::Bounced)
+        .bind(since);
+    for r in &recipients {
+        query = query.bind(r.as_str());
+    }
+    let counts = query.fetch_all(&mut *conn).await?;
+    Ok(counts
+        .into_iter()
+        .filter_map(|(json, n)| {
+            let to: Vec<String> = serde_json::from_str(&json).ok()?;
+            Some((to.into_iter().next()?, n))
+        })
+        .collect())
 }
 
-/// Rows by state, and the age of the oldest queued row: the outbox's health.
+/// Rows by state (every state, zero too), and the age of the oldest queued
+/// row: the outbox's health.
 pub async fn health(
     conn: &mut Conn,
     now: i64,
-) -> Result<(Vec<(String, i64)>, Option<i64>), sqlx::Error> {
-    let states =
-        sqlx::query("SELECT state, COUNT(*) AS n FROM outbox GROUP BY state ORDER BY state")
+) -> Result<(Vec<(OutboxState, i64)>, Option<i64>), sqlx::Error> {
+    let counts: Vec<(OutboxState, i64)> =
+        sqlx::query_as("SELECT state, COUNT(*) FROM outbox GROUP BY state")
             .fetch_all(&mut *conn)
-            .await?
-            .iter()
-            .map(|row| Ok((row.try_get("state")?, row.try_get("n")?)))
-            .collect::<Result<Vec<(String, i64)>, sqlx::Error>>()?;
+            .await?;
+    let states = <OutboxState as strum::VariantArray>::VARIANTS
+        .iter()
+        .map(|state| {
+            let n = counts
+                .iter()
+                .find(|(s, _)| s == state)
+                .map_or(0, |(_, n)| *n);
+            (*state, n)
+        })
+        .collect();
     let oldest: Option<i64> =
-        sqlx::query("SELECT MIN(created_at) AS oldest FROM outbox WHERE state = 'queued'")
+        sqlx::query_scalar("SELECT MIN(created_at) FROM outbox WHERE state = $1")
+            .bind(OutboxState::Queued)
             .fetch_one(&mut *conn)
-            .await?
-            .try_get("oldest")?;
+            .await?;
     Ok((states, oldest.map(|t| now - t)))
 }

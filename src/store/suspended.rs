@@ -2,13 +2,13 @@
 //! deletes them.
 
 use serde::Serialize;
-use sqlx::Row;
 
 use super::Conn;
+use crate::domain::decide::Reason;
 
 pub struct NewSuspended<'a> {
     pub message_id: &'a str,
-    pub reason: &'a str,
+    pub reason: Reason,
     pub detail: Option<&'a str>,
     pub sender: Option<&'a str>,
     pub subject: &'a str,
@@ -16,27 +16,36 @@ pub struct NewSuspended<'a> {
     pub now: i64,
 }
 
-pub async fn insert(conn: &mut Conn, item: NewSuspended<'_>) -> Result<i64, sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO suspended (message_id, reason, detail, sender, subject, raw, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+pub async fn insert_all<'a, S: std::borrow::Borrow<NewSuspended<'a>>>(
+    conn: &mut Conn,
+    items: &[S],
+) -> Result<(), sqlx::Error> {
+    super::insert_rows(
+        conn,
+        "INSERT INTO suspended (message_id, reason, detail, sender, subject, raw, created_at)",
+        7,
+        "",
+        items,
+        |query, item| {
+            let item = item.borrow();
+            query
+                .bind(item.message_id.to_string())
+                .bind(item.reason)
+                .bind(item.detail.map(str::to_string))
+                .bind(item.sender.map(str::to_string))
+                .bind(item.subject.to_string())
+                .bind(item.raw.to_vec())
+                .bind(item.now)
+        },
     )
-    .bind(item.message_id)
-    .bind(item.reason)
-    .bind(item.detail)
-    .bind(item.sender)
-    .bind(item.subject)
-    .bind(item.raw.to_vec())
-    .bind(item.now)
-    .fetch_one(&mut *conn)
-    .await?
-    .try_get("id")
+    .await
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, sqlx::FromRow)]
 pub struct SuspendedView {
     pub id: i64,
-    pub reason: String,
+    pub reason: Reason,
+    #[sqlx(rename = "sender")]
     pub from: Option<String>,
     pub subject: String,
     pub message_id: String,
@@ -45,34 +54,19 @@ pub struct SuspendedView {
 }
 
 pub async fn list(conn: &mut Conn) -> Result<Vec<SuspendedView>, sqlx::Error> {
-    sqlx::query(
+    sqlx::query_as(
         "SELECT id, reason, sender, subject, message_id, detail, created_at FROM suspended ORDER BY id",
     )
     .fetch_all(&mut *conn)
-    .await?
-    .iter()
-    .map(|row| {
-        Ok(SuspendedView {
-            id: row.try_get("id")?,
-            reason: row.try_get("reason")?,
-            from: row.try_get("sender")?,
-            subject: row.try_get("subject")?,
-            message_id: row.try_get("message_id")?,
-            detail: row.try_get("detail")?,
-            created_at: row.try_get("created_at")?,
-        })
-    })
-    .collect()
+    .await
 }
 
 /// The kept raw message.
 pub async fn raw(conn: &mut Conn, id: i64) -> Result<Option<Vec<u8>>, sqlx::Error> {
-    sqlx::query("SELECT raw FROM suspended WHERE id = $1")
+    sqlx::query_scalar("SELECT raw FROM suspended WHERE id = $1")
         .bind(id)
         .fetch_optional(&mut *conn)
-        .await?
-        .map(|row| row.try_get("raw"))
-        .transpose()
+        .await
 }
 
 /// Returns whether a row was deleted.

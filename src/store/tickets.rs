@@ -1,199 +1,131 @@
-//! Tickets, comments and attachment metadata.
+//! Tickets, comments and attachment metadata: reading them, and the views
+//! of `ticket show` and `ticket list`. (Writing goes through `write`.)
 
 use serde::Serialize;
-use sqlx::Row;
 
-use super::Conn;
-use crate::domain::ticket::Status;
+use super::{list, Conn};
+use crate::domain::ticket::{Category, Priority, Rating, Status, Ticket};
 
-#[derive(Debug, Clone)]
-pub struct Ticket {
-    pub id: i64,
-    pub subject: String,
-    pub organization_id: i64,
-    pub requester_id: i64,
-    pub category: String,
-    pub priority: String,
-    pub status: Status,
-    pub followup_of: Option<i64>,
-    pub rating: Option<String>,
-    pub solved_at: Option<i64>,
-    /// How often the ticket was solved; names the solve a rating is for.
-    pub solve_count: i64,
-}
-
-pub struct NewTicket<'a> {
-    pub subject: &'a str,
-    pub organization_id: i64,
-    pub requester_id: i64,
-    pub category: &'a str,
-    pub priority: &'a str,
-    pub status: Status,
-    pub followup_of: Option<i64>,
-    pub now: i64,
-}
-
-pub struct NewComment<'a> {
-    pub ticket_id: i64,
-    pub author_id: i64,
-    pub public: bool,
-    pub body: &'a str,
-    pub full_text: &'a str,
-    pub message_id: Option<&'a str>,
-    pub now: i64,
-}
-
-const TICKET_COLUMNS: &str = "id, subject, organization_id, requester_id, category, priority, status, followup_of, rating, solved_at, solve_count";
-
-fn ticket_from_row(row: &sqlx::any::AnyRow) -> Result<Ticket, sqlx::Error> {
-    let status: String = row.try_get("status")?;
-    Ok(Ticket {
-        id: row.try_get("id")?,
-        subject: row.try_get("subject")?,
-        organization_id: row.try_get("organization_id")?,
-        requester_id: row.try_get("requester_id")?,
-        category: row.try_get("category")?,
-        priority: row.try_get("priority")?,
-        status: Status::parse(&status)
-            .ok_or_else(|| sqlx::Error::Decode(format!("unknown status {status:?}").into()))?,
-        followup_of: row.try_get("followup_of")?,
-        rating: row.try_get("rating")?,
-        solved_at: row.try_get("solved_at")?,
-        solve_count: row.try_get("solve_count")?,
-    })
-}
+const TICKET: &str = "SELECT id, subject, organization_id, requester_id, category, priority,
+        status, followup_of, rating, rating_comment, created_at, updated_at, solved_at,
+        closed_at, solve_count FROM tickets";
 
 pub async fn get(conn: &mut Conn, id: i64) -> Result<Option<Ticket>, sqlx::Error> {
-    sqlx::query(&format!(
-        "SELECT {TICKET_COLUMNS} FROM tickets WHERE id = $1"
-    ))
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await?
-    .as_ref()
-    .map(ticket_from_row)
-    .transpose()
+    sqlx::query_as(&format!("{TICKET} WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await
 }
 
-pub async fn create(conn: &mut Conn, ticket: NewTicket<'_>) -> Result<i64, sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO tickets (subject, organization_id, requester_id, category, priority, status,
-             followup_of, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING id",
+/// The tickets with these ids, in one query.
+pub async fn by_ids(conn: &mut Conn, ids: &[i64]) -> Result<Vec<Ticket>, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!("{TICKET} WHERE id IN ({})", list(ids.len()));
+    let mut query = sqlx::query_as(&sql);
+    for id in ids {
+        query = query.bind(*id);
+    }
+    query.fetch_all(&mut *conn).await
+}
+
+/// Closes every ticket solved before `cutoff`; returns their ids.
+pub async fn close_solved_before(
+    conn: &mut Conn,
+    cutoff: i64,
+    now: i64,
+) -> Result<Vec<i64>, sqlx::Error> {
+    let mut ids: Vec<i64> = sqlx::query_scalar(
+        "UPDATE tickets SET status = $1, closed_at = $2, updated_at = $2
+         WHERE status = $3 AND solved_at < $4 RETURNING id",
     )
-    .bind(ticket.subject)
-    .bind(ticket.organization_id)
-    .bind(ticket.requester_id)
-    .bind(ticket.category)
-    .bind(ticket.priority)
-    .bind(ticket.status.as_str())
-    .bind(ticket.followup_of)
-    .bind(ticket.now)
-    .fetch_one(&mut *conn)
-    .await?
-    .try_get("id")
+    .bind(Status::Closed)
+    .bind(now)
+    .bind(Status::Solved)
+    .bind(cutoff)
+    .fetch_all(&mut *conn)
+    .await?;
+    ids.sort_unstable();
+    Ok(ids)
 }
 
-/// Sets the status; solving stamps `solved_at` (and clears an earlier
-/// rating: a rating belongs to one solve), reopening clears it, closing
-/// stamps `closed_at`.
-pub async fn set_status(
+/// Stores a rating (and its comment); returns false when the ticket is no
+/// longer in solve number `solve` (reopened, solved again, or closed).
+pub async fn rate(
     conn: &mut Conn,
     id: i64,
-    status: Status,
-    now: i64,
-) -> Result<(), sqlx::Error> {
-    let sql = match status {
-        Status::Solved => {
-            "UPDATE tickets SET status = $1, updated_at = $2, solved_at = $2, rating = NULL,
-                 solve_count = solve_count + 1 WHERE id = $3"
-        }
-        Status::Closed => {
-            "UPDATE tickets SET status = $1, updated_at = $2, closed_at = $2 WHERE id = $3"
-        }
-        Status::Open | Status::Pending => {
-            "UPDATE tickets SET status = $1, updated_at = $2, solved_at = NULL WHERE id = $3"
-        }
-    };
-    sqlx::query(sql)
-        .bind(status.as_str())
-        .bind(now)
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
-
-pub async fn set_priority(conn: &mut Conn, id: i64, priority: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE tickets SET priority = $1 WHERE id = $2")
-        .bind(priority)
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
-
-pub async fn add_comment(conn: &mut Conn, comment: NewComment<'_>) -> Result<i64, sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO comments (ticket_id, author_id, public, body, full_text, message_id, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+    solve: i64,
+    rating: Rating,
+    comment: Option<&str>,
+) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query(
+        "UPDATE tickets SET rating = $1, rating_comment = $2
+         WHERE id = $3 AND status = $4 AND solve_count = $5",
     )
-    .bind(comment.ticket_id)
-    .bind(comment.author_id)
-    .bind(comment.public as i64)
-    .bind(comment.body)
-    .bind(comment.full_text)
-    .bind(comment.message_id)
-    .bind(comment.now)
-    .fetch_one(&mut *conn)
-    .await?
-    .try_get("id")
-}
-
-pub async fn add_attachment(
-    conn: &mut Conn,
-    comment_id: i64,
-    attachment: &crate::domain::mail::Attachment,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO attachments (comment_id, filename, original_filename, content_type, size, sha256)
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(comment_id)
-    .bind(&attachment.filename)
-    .bind(attachment.original_filename.as_deref())
-    .bind(&attachment.content_type)
-    .bind(attachment.data.len() as i64)
-    .bind(&attachment.sha256)
+    .bind(rating)
+    .bind(comment)
+    .bind(id)
+    .bind(Status::Solved)
+    .bind(solve)
     .execute(&mut *conn)
-    .await?;
-    Ok(())
+    .await?
+    .rows_affected()
+        == 1)
 }
 
-/// Tickets solved at or before `cutoff` that are still `solved`.
-pub async fn solved_before(conn: &mut Conn, cutoff: i64) -> Result<Vec<i64>, sqlx::Error> {
-    sqlx::query("SELECT id FROM tickets WHERE status = 'solved' AND solved_at < $1 ORDER BY id")
-        .bind(cutoff)
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(|row| row.try_get("id"))
-        .collect()
-}
-
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, sqlx::FromRow)]
 pub struct AttachmentView {
+    #[serde(skip)]
+    pub id: i64,
+    #[serde(skip)]
+    pub comment_id: i64,
     pub filename: String,
     pub content_type: String,
     pub size: i64,
+    #[serde(skip)]
+    pub sha256: String,
+}
+
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct CommentRow {
+    id: i64,
+    author: String,
+    author_name: String,
+    public: i64,
+    body: String,
+    created_at: i64,
 }
 
 #[derive(Debug, Serialize)]
 pub struct CommentView {
+    #[serde(skip)]
+    pub id: i64,
     pub author: String,
+    #[serde(skip)]
+    pub author_name: String,
     pub public: bool,
     pub body: String,
+    #[serde(skip)]
+    pub created_at: i64,
     pub attachments: Vec<AttachmentView>,
+}
+
+/// `ticket list --json` (and the help center's lists).
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct TicketSummary {
+    pub id: i64,
+    pub subject: String,
+    pub status: Status,
+    pub category: Category,
+    pub priority: Priority,
+    pub organization: String,
+    pub requester: String,
+    pub followup_of: Option<i64>,
+    #[serde(skip)]
+    pub organization_id: i64,
+    #[serde(skip)]
+    pub updated_at: i64,
 }
 
 /// `ticket show --json`, field for field.
@@ -201,61 +133,43 @@ pub struct CommentView {
 pub struct TicketView {
     pub id: i64,
     pub subject: String,
-    pub status: String,
-    pub category: String,
-    pub priority: String,
+    pub status: Status,
+    pub category: Category,
+    pub priority: Priority,
     pub organization: String,
     pub requester: String,
     pub followup_of: Option<i64>,
-    pub rating: Option<String>,
+    pub rating: Option<Rating>,
+    pub rating_comment: Option<String>,
     pub comments: Vec<CommentView>,
+    #[serde(skip)]
+    pub organization_id: i64,
+    #[serde(skip)]
+    pub solve_count: i64,
 }
 
-/// `ticket list --json`.
-#[derive(Debug, Serialize)]
-pub struct TicketSummary {
-    pub id: i64,
-    pub subject: String,
-    pub status: String,
-    pub category: String,
-    pub priority: String,
-    pub organization: String,
-    pub requester: String,
-    pub followup_of: Option<i64>,
-}
-
-const SUMMARY_SQL: &str = "SELECT t.id, t.subject, t.status, t.category, t.priority, t.followup_of,
-        o.name AS organization, u.email AS requester
+const SUMMARY: &str = "SELECT t.id, t.subject, t.status, t.category, t.priority, t.followup_of,
+        o.name AS organization, u.email AS requester, t.organization_id, t.updated_at
      FROM tickets t JOIN organizations o ON o.id = t.organization_id
      JOIN users u ON u.id = t.requester_id";
-
-fn summary_from_row(row: &sqlx::any::AnyRow) -> Result<TicketSummary, sqlx::Error> {
-    Ok(TicketSummary {
-        id: row.try_get("id")?,
-        subject: row.try_get("subject")?,
-        status: row.try_get("status")?,
-        category: row.try_get("category")?,
-        priority: row.try_get("priority")?,
-        organization: row.try_get("organization")?,
-        requester: row.try_get("requester")?,
-        followup_of: row.try_get("followup_of")?,
-    })
-}
 
 #[derive(Debug, Default)]
 pub struct ListFilter {
     pub organization: Option<String>,
     pub requester: Option<String>,
-    pub status: Option<String>,
+    pub status: Option<Status>,
 }
 
-pub async fn list(conn: &mut Conn, filter: &ListFilter) -> Result<Vec<TicketSummary>, sqlx::Error> {
+pub async fn list_tickets(
+    conn: &mut Conn,
+    filter: &ListFilter,
+) -> Result<Vec<TicketSummary>, sqlx::Error> {
     let sql = format!(
-        "{SUMMARY_SQL} WHERE (CAST($1 AS TEXT) IS NULL OR o.name = $1)
+        "{SUMMARY} WHERE (CAST($1 AS TEXT) IS NULL OR o.name = $1)
            AND (CAST($2 AS TEXT) IS NULL OR u.email = $2)
            AND (CAST($3 AS TEXT) IS NULL OR t.status = $3) ORDER BY t.id"
     );
-    sqlx::query(&sql)
+    sqlx::query_as(&sql)
         .bind(filter.organization.as_deref())
         .bind(
             filter
@@ -263,64 +177,55 @@ pub async fn list(conn: &mut Conn, filter: &ListFilter) -> Result<Vec<TicketSumm
                 .as_deref()
                 .map(crate::domain::sender::normalize_email),
         )
-        .bind(filter.status.as_deref())
+        .bind(filter.status)
         .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(summary_from_row)
-        .collect()
+        .await
 }
 
 pub async fn view(conn: &mut Conn, id: i64) -> Result<Option<TicketView>, sqlx::Error> {
-    let Some(row) = sqlx::query(&format!("{SUMMARY_SQL} WHERE t.id = $1"))
+    let Some(summary) = sqlx::query_as::<_, TicketSummary>(&format!("{SUMMARY} WHERE t.id = $1"))
         .bind(id)
         .fetch_optional(&mut *conn)
         .await?
     else {
         return Ok(None);
     };
-    let summary = summary_from_row(&row)?;
-    let rating: Option<String> = sqlx::query("SELECT rating FROM tickets WHERE id = $1")
-        .bind(id)
-        .fetch_one(&mut *conn)
-        .await?
-        .try_get("rating")?;
-
-    let comment_rows = sqlx::query(
-        "SELECT c.id, u.email AS author, c.public, c.body FROM comments c
-         JOIN users u ON u.id = c.author_id WHERE c.ticket_id = $1 ORDER BY c.id",
+    let (rating, rating_comment, solve_count): (Option<Rating>, Option<String>, i64) =
+        sqlx::query_as("SELECT rating, rating_comment, solve_count FROM tickets WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut *conn)
+            .await?;
+    let comments: Vec<CommentRow> = sqlx::query_as(
+        "SELECT c.id, u.email AS author, u.name AS author_name, c.public, c.body, c.created_at
+         FROM comments c JOIN users u ON u.id = c.author_id WHERE c.ticket_id = $1 ORDER BY c.id",
     )
     .bind(id)
     .fetch_all(&mut *conn)
     .await?;
-    let attachment_rows = sqlx::query(
-        "SELECT a.comment_id, a.filename, a.content_type, a.size FROM attachments a
-         JOIN comments c ON c.id = a.comment_id WHERE c.ticket_id = $1 ORDER BY a.id",
+    let mut attachments: Vec<AttachmentView> = sqlx::query_as(
+        "SELECT a.id, a.comment_id, a.filename, a.content_type, a.size, a.sha256
+         FROM attachments a JOIN comments c ON c.id = a.comment_id
+         WHERE c.ticket_id = $1 ORDER BY a.id",
     )
     .bind(id)
     .fetch_all(&mut *conn)
     .await?;
-
-    let mut comments = Vec::with_capacity(comment_rows.len());
-    for row in &comment_rows {
-        let comment_id: i64 = row.try_get("id")?;
-        let mut attachments = Vec::new();
-        for a in attachment_rows.iter() {
-            if a.try_get::<i64, _>("comment_id")? == comment_id {
-                attachments.push(AttachmentView {
-                    filename: a.try_get("filename")?,
-                    content_type: a.try_get("content_type")?,
-                    size: a.try_get("size")?,
-                });
+    let comments = comments
+        .into_iter()
+        .map(|c| {
+            let (mine, rest) = attachments.drain(..).partition(|a| a.comment_id == c.id);
+            attachments = rest;
+            CommentView {
+                id: c.id,
+                author: c.author,
+                author_name: c.author_name,
+                public: c.public != 0,
+                body: c.body,
+                created_at: c.created_at,
+                attachments: mine,
             }
-        }
-        comments.push(CommentView {
-            author: row.try_get("author")?,
-            public: row.try_get::<i64, _>("public")? != 0,
-            body: row.try_get("body")?,
-            attachments,
-        });
-    }
+        })
+        .collect();
     Ok(Some(TicketView {
         id: summary.id,
         subject: summary.subject,
@@ -331,69 +236,9 @@ pub async fn view(conn: &mut Conn, id: i64) -> Result<Option<TicketView>, sqlx::
         requester: summary.requester,
         followup_of: summary.followup_of,
         rating,
+        rating_comment,
         comments,
+        organization_id: summary.organization_id,
+        solve_count,
     }))
-}
-
-/// What a notification about a ticket shows.
-#[derive(Debug, Clone)]
-pub struct NotificationFacts {
-    pub ticket: Ticket,
-    pub organization: String,
-    pub requester_name: String,
-    pub requester_email: String,
-    pub comment_author: Option<String>,
-    pub comment_body: Option<String>,
-}
-
-pub async fn notification_facts(
-    conn: &mut Conn,
-    ticket_id: i64,
-    comment_id: Option<i64>,
-) -> Result<Option<NotificationFacts>, sqlx::Error> {
-    let Some(ticket) = get(conn, ticket_id).await? else {
-        return Ok(None);
-    };
-    let row = sqlx::query(
-        "SELECT o.name AS organization, u.name AS requester_name, u.email AS requester_email
-         FROM tickets t JOIN organizations o ON o.id = t.organization_id
-         JOIN users u ON u.id = t.requester_id WHERE t.id = $1",
-    )
-    .bind(ticket_id)
-    .fetch_one(&mut *conn)
-    .await?;
-    let comment =
-        match comment_id {
-            Some(id) => sqlx::query(
-                "SELECT u.name AS author, c.body FROM comments c JOIN users u ON u.id = c.author_id
-             WHERE c.id = $1",
-            )
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?,
-            None => None,
-        };
-    Ok(Some(NotificationFacts {
-        ticket,
-        organization: row.try_get("organization")?,
-        requester_name: row.try_get("requester_name")?,
-        requester_email: row.try_get("requester_email")?,
-        comment_author: comment.as_ref().map(|c| c.try_get("author")).transpose()?,
-        comment_body: comment.as_ref().map(|c| c.try_get("body")).transpose()?,
-    }))
-}
-
-/// Stores a rating; returns false when the ticket is no longer in solve
-/// number `solve` (reopened, solved again, or closed).
-pub async fn rate(conn: &mut Conn, id: i64, solve: i64, rating: &str) -> Result<bool, sqlx::Error> {
-    Ok(sqlx::query(
-        "UPDATE tickets SET rating = $1 WHERE id = $2 AND status = 'solved' AND solve_count = $3",
-    )
-    .bind(rating)
-    .bind(id)
-    .bind(solve)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected()
-        == 1)
 }
