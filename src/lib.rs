@@ -1,40 +1,43 @@
 //! ticketgate: the mail side of a helpdesk. Customers write to `support@`;
 //! ticketgate turns each message into a ticket or a comment and keeps the
-//! customer informed.
+//! customer informed. `docs/architecture.md` follows one mail through it.
 //!
 //! # Layout
+//! - [`domain`]: the rules as pure functions over plain types: machine
+//!   mail, senders, threading, the ticket state machine, what a
+//!   notification says, and [`domain::decide`], which turns a message or
+//!   an act into one decision.
+//! - [`reply`]: cutting the customer's new text out of a reply (pure).
+//! - [`inbound`]: messages from files (`files`) and IMAP (`imap`, any
+//!   stream, every step under a timeout; `poller`, the daemon's mailbox
+//!   reader), raw bytes to a parsed mail within the limits (`parse`), and
+//!   the pipeline (`process`): parse → facts → decide → write.
+//! - [`acts`]: what people do at the CLI or in the help center, decided by
+//!   the same rules as mail.
+//! - [`rating`]: ratings by the links of solved notices.
+//! - [`outbound`]: notifications rendered from the context they were
+//!   queued with (render), composed (compose), delivered (deliver, over a
+//!   transport) by the daemon's worker (worker) or `outbox flush`.
+//! - [`store`]: all SQL; `facts` reads what a batch needs, `write` carries
+//!   decisions out.
+//! - [`daemon`]: `ticketgate run`, wiring only: the poller, the outbox
+//!   worker, the [`scheduler`] and the [`metrics`] endpoint under one
+//!   cancellation token.
 //! - [`cli`]: the command-line contract (SPEC section 8).
 //! - [`config`]: the TOML configuration, validated, paths resolved.
-//! - [`clock`]: the one reader of the wall clock.
-//! - [`domain`]: the rules as pure functions: classifying machine mail,
-//!   authenticating and authorizing senders, threading, the ticket state
-//!   machine.
-//! - [`reply`]: cutting the customer's new text out of a reply (pure).
-//! - [`inbound`]: raw bytes to a parsed mail, the pipeline that commits
-//!   one outcome per message (its ticket rules in `process::apply`), the
-//!   IMAP client over any stream (`imap`, every step under a timeout) and
-//!   the daemon's mailbox poller (`poller`).
-//! - [`outbound`]: notifications: queued in the outbox (enqueue), rendered
-//!   from templates (render), composed (compose) and delivered over SMTP or
-//!   to files with retries and the rate limit (deliver, transport).
-//! - [`rating`]: signed rating links and storing a rating.
-//! - [`daemon`]: `ticketgate run`, wiring only: the poller, the outbox
-//!   worker (`outbound::worker`), the scheduler and the metrics endpoint
-//!   under one cancellation token.
-//! - [`metrics`]: counters and the Prometheus text.
-//! - [`scheduler`]: due jobs (auto-close).
 //! - [`directory`]: the customer directory from CSV.
-//! - [`blobs`]: attachment contents on disk, content-addressed.
+//! - [`clock`]: the one reader of the wall clock.
 //! - [`cpu`]: keeping the pipeline on one CPU with its database worker.
-//! - [`store`]: all SQL.
 //!
 //! ```text
-//! IMAP / ingest ─▶ parse ─▶ dedup ─▶ classify ─▶ authenticate ─▶ authorize
-//!   ─▶ extract reply ─▶ thread ─▶ apply ticket rules ─▶ one transaction:
-//!      ticket, comment, attachments, outbox rows, message record
+//! IMAP / ingest ─▶ parse ─▶ dedup ─▶ facts (one read) ─▶ for each message:
+//!     classify ─▶ authenticate ─▶ authorize ─▶ extract reply ─▶ thread
+//!     ─▶ ticket rules ─▶ decision
+//!   ─▶ one transaction: tickets, comments, attachments, outbox rows,
+//!      references, suspended messages, message records
 //!   ─▶ acknowledge in the mailbox
 //!
-//! outbox ─▶ claim ─▶ rate limit ─▶ render ─▶ compose ─▶ SMTP / file
+//! outbox ─▶ claim ─▶ rate limit ─▶ render (snapshot) ─▶ compose ─▶ SMTP / file
 //!        ─▶ sent | retry later | failed | suppressed   (bounces: bounced)
 //! ```
 

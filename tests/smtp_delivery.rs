@@ -15,14 +15,7 @@ use ticketgate::outbound::deliver::{Deliverer, Scope};
 use ticketgate::outbound::transport::{Outbound, SendError, Transport};
 
 fn unique(label: &str) -> String {
-    format!(
-        "{label} {}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    )
+    format!("{label} {}-{:016x}", std::process::id(), rand::random::<u64>())
 }
 
 fn text(mail: &InboundMail) -> String {

@@ -65,7 +65,7 @@ pub fn extract_reply(text: &str) -> String {
 }
 
 /// Same for an HTML-only body: convert to readable text (lists, links, line breaks) and extract,
-/// honouring <blockquote> / Outlook's divRplyFwdMsg / gmail_quote structure where useful.
+/// honouring `<blockquote>` / Outlook's divRplyFwdMsg / gmail_quote structure where useful.
 pub fn extract_reply_html(html: &str) -> String {
     extract_html(html, html::DEFAULT_MAX_ELEMENTS).reply
 }

@@ -152,7 +152,7 @@ impl Due {
 /// mid-send, it is tried again after the lease. `retries_only`: only rows
 /// that failed before. On PostgreSQL, a row another instance is claiming is
 /// skipped, not waited for. Written without waiting for the disk (see
-/// [`relaxed`]): a lost claim only means the row is tried once more.
+/// `relaxed`): a lost claim only means the row is tried once more.
 pub async fn claim_next(
     store: &Store,
     now: i64,
@@ -230,7 +230,7 @@ pub enum Mark {
 }
 
 /// Records a delivery attempt's result, without waiting for the disk (see
-/// [`relaxed`]).
+/// `relaxed`).
 pub async fn record(store: &Store, id: i64, mark: &Mark, now: i64) -> Result<(), sqlx::Error> {
     let mark = mark.clone();
     relaxed(store, move |conn| {
