@@ -425,3 +425,30 @@ fn flag_mode_never_skips_a_message_that_is_still_waiting() {
     assert_eq!(h.gw.subjects(), vec!["Drei", "Eins"]);
     assert_eq!(h.gw.suspended().len(), 1);
 }
+
+#[test]
+fn the_next_batch_is_fetched_while_one_is_committed_and_each_only_once() {
+    let h = harness(FULL, "processed_mailbox = \"Processed\"\nbatch_size = 2\n");
+    for subject in ["Eins", "Zwei", "Drei", "Vier", "Fünf", "Sechs"] {
+        h.fake.append("INBOX", &h.mail(subject), &[]);
+    }
+    h.run_until("an empty INBOX", |fake| fake.count("INBOX") == 0);
+    assert_eq!(h.gw.subjects().len(), 6);
+    assert_eq!(h.fake.count("Processed"), 6);
+    let log = h.fake.log();
+    let position = |prefix: &str| {
+        let hits: Vec<usize> = log
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.starts_with(prefix))
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(hits.len(), 1, "{prefix}: {log:#?}");
+        hits[0]
+    };
+    let fetch = |set: &str| position(&format!("UID FETCH {set} (UID BODY.PEEK[])"));
+    let moved = |set: &str| position(&format!("UID MOVE {set} "));
+    // The second batch is on the wire before the first is moved away.
+    assert!(fetch("3:4") < moved("1:2"), "{log:#?}");
+    assert!(fetch("5:6") < moved("3:4"), "{log:#?}");
+}

@@ -15,7 +15,11 @@ use ticketgate::outbound::deliver::{Deliverer, Scope};
 use ticketgate::outbound::transport::{Outbound, SendError, Transport};
 
 fn unique(label: &str) -> String {
-    format!("{label} {}-{:016x}", std::process::id(), rand::random::<u64>())
+    format!(
+        "{label} {}-{:016x}",
+        std::process::id(),
+        rand::random::<u64>()
+    )
 }
 
 fn text(mail: &InboundMail) -> String {

@@ -885,12 +885,29 @@ impl async_imap::Authenticator for XOAuth2 {
     }
 }
 
-/// `1,2,5` for a UID list (batches keep it bounded).
+/// `1:3,5,8:9` for a UID list: runs as ranges, so that a whole backlog
+/// fits one command line.
 pub fn uid_set(uids: &[u32]) -> String {
-    uids.iter()
-        .map(u32::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
+    let mut sorted = uids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let start = sorted[i];
+        let mut end = start;
+        while i + 1 < sorted.len() && sorted[i + 1] == end + 1 {
+            i += 1;
+            end = sorted[i];
+        }
+        parts.push(if start == end {
+            start.to_string()
+        } else {
+            format!("{start}:{end}")
+        });
+        i += 1;
+    }
+    parts.join(",")
 }
 
 /// An IMAP quoted string.
@@ -909,6 +926,12 @@ pub fn without(all: &[u32], except: &HashSet<u32>) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uid_sets_are_runs() {
+        assert_eq!(uid_set(&[5, 1, 2, 3, 8, 9, 7, 12]), "1:3,5,7:9,12");
+        assert_eq!(uid_set(&[4]), "4");
+    }
 
     #[test]
     fn mailbox_names_are_modified_utf7() {

@@ -76,7 +76,11 @@ pub struct Poller<C: Connector> {
     unacknowledged: HashSet<u32>,
     /// Something was committed and acknowledged in the current session.
     progress: bool,
+    /// The next batch, fetched while the one before it was committed.
+    ahead: Option<Prefetched>,
 }
+
+type Prefetched = (Vec<u32>, Result<Vec<(u32, Option<Vec<u8>>)>, ImapError>);
 
 /// What became of a batch.
 enum Taken {
@@ -118,6 +122,7 @@ impl<C: Connector> Poller<C> {
             pending_expunge: HashSet::new(),
             unacknowledged: HashSet::new(),
             progress: false,
+            ahead: None,
         }
     }
 
@@ -277,59 +282,61 @@ impl<C: Connector> Poller<C> {
         tracing::info!(waiting = uids.len(), mailbox = %mailbox, "processing the mailbox");
         let started = std::time::Instant::now();
         let mut done = 0usize;
-        // Flag mode: the lowest UID left waiting, which the stored last
-        // UID must stay below.
-        let mut held: Option<u32> = None;
-        for chunk in uids.chunks(self.settings.batch_size) {
+        // Flag mode: the stored last UID may only rise over messages that
+        // are all acknowledged, whatever order they were taken in.
+        let mut in_order = uids.clone();
+        in_order.sort_unstable();
+        let mut acknowledged_so_far: HashSet<u32> = HashSet::new();
+        let mut below_all_waiting = 0usize;
+        // Sizes and flags of the whole backlog at once: one round trip.
+        let metas = imap.meta(&uids).await?;
+        let mut queue: VecDeque<Vec<Meta>> = plan_batches(
+            &metas,
+            self.limits.max_message_bytes,
+            self.settings.batch_size,
+            self.settings.batch_max_bytes,
+        )
+        .into();
+        self.ahead = None;
+        while let Some(batch) = queue.pop_front() {
             if shutdown.is_cancelled() {
                 break;
             }
-            let metas = imap.meta(chunk).await?;
-            let mut queue: VecDeque<Vec<Meta>> = plan_batches(
-                &metas,
-                self.limits.max_message_bytes,
-                self.settings.batch_max_bytes,
-            )
-            .into();
-            let mut acknowledged_here = HashSet::new();
-            while let Some(batch) = queue.pop_front() {
-                let committed = match self.take(imap, selected, &batch).await? {
-                    Taken::Committed(committed) => committed,
-                    Taken::OneByOne => {
-                        // Those that never failed first, so that one bad
-                        // message delays nobody.
-                        let mut singles = batch;
-                        singles.sort_by_key(|m| self.attempts(m.uid));
-                        for meta in singles.into_iter().rev() {
-                            queue.push_front(vec![meta]);
-                        }
-                        continue;
+            let next = queue.front().map(Vec::as_slice);
+            let committed = match self.take(imap, selected, &batch, next).await? {
+                Taken::Committed(committed) => committed,
+                Taken::OneByOne => {
+                    // Those that never failed first, so that one bad
+                    // message delays nobody.
+                    let mut singles = batch;
+                    singles.sort_by_key(|m| self.attempts(m.uid));
+                    for meta in singles.into_iter().rev() {
+                        queue.push_front(vec![meta]);
                     }
-                };
-                if committed.uids.is_empty() {
                     continue;
                 }
+            };
+            let mut acknowledged = HashSet::new();
+            if !committed.uids.is_empty() {
                 self.shared.metrics.count(&committed.reports);
                 self.shared.outbox_due.notify_one();
-                let acknowledged = self.acknowledge(imap, selected, &batch, &committed).await?;
+                acknowledged.extend(self.acknowledge(imap, selected, &batch, &committed).await?);
                 done += acknowledged.len();
                 self.progress = true;
-                acknowledged_here.extend(acknowledged);
             }
-            for meta in &metas {
-                if !acknowledged_here.contains(&meta.uid) {
-                    held = Some(held.map_or(meta.uid, |h| h.min(meta.uid)));
-                }
+            acknowledged_so_far.extend(&acknowledged);
+            let before = below_all_waiting;
+            while in_order
+                .get(below_all_waiting)
+                .is_some_and(|uid| acknowledged_so_far.contains(uid))
+            {
+                below_all_waiting += 1;
             }
-            if self.flag_mode() {
+            if self.flag_mode() && below_all_waiting > before {
                 // The stored last UID stays below every message still
                 // waiting, so that none is skipped next time.
-                let highest = acknowledged_here
-                    .iter()
-                    .copied()
-                    .filter(|uid| held.is_none_or(|h| *uid < h))
-                    .max();
-                if let Some(highest) = highest.filter(|h| *h > last_uid) {
+                let highest = in_order[below_all_waiting - 1];
+                if highest > last_uid {
                     let mut conn = self.store.acquire().await?;
                     store::imap_state::set(
                         &mut conn,
@@ -349,6 +356,7 @@ impl<C: Connector> Poller<C> {
             // next search.
             imap.new_mail_announced();
         }
+        self.ahead = None;
         Ok(done)
     }
 
@@ -366,6 +374,7 @@ impl<C: Connector> Poller<C> {
         imap: &mut Imap,
         selected: &Selected,
         batch: &[Meta],
+        next: Option<&[Meta]>,
     ) -> Result<Taken, SessionError> {
         let now = self.clock.now();
         let mut committed = Committed::default();
@@ -422,15 +431,15 @@ impl<C: Connector> Poller<C> {
             }
             return Ok(Taken::Committed(committed));
         }
-        if batch
-            .iter()
-            .any(|m| self.suspects.contains(&m.uid) || self.failures.contains_key(&m.uid))
-        {
+        if !self.plain(batch) {
             return Ok(Taken::OneByOne);
         }
         let uids: Vec<u32> = batch.iter().map(|m| m.uid).collect();
-        let bytes = batch.iter().map(|m| m.size).sum();
-        match imap.fetch(&uids, bytes, false).await {
+        let fetched = match self.ahead.take() {
+            Some((ahead, fetched)) if ahead == uids => fetched,
+            _ => imap.fetch(&uids, bytes_of(batch), false).await,
+        };
+        match fetched {
             Ok(fetched) => {
                 let mut raws = Vec::new();
                 let mut got = Vec::new();
@@ -444,7 +453,26 @@ impl<C: Connector> Poller<C> {
                         None => self.failed(uid, "the server sent no content (BODY[] NIL)"),
                     }
                 }
-                self.commit(&got, raws, now, &mut committed).await?;
+                // While this batch is committed, the next one is fetched:
+                // the server and the database work at the same time.
+                let next = next.filter(|n| self.plain(n));
+                let fetch_next = async {
+                    match next {
+                        Some(next) => {
+                            let uids: Vec<u32> = next.iter().map(|m| m.uid).collect();
+                            let fetched = imap.fetch(&uids, bytes_of(next), false).await;
+                            Some((uids, fetched))
+                        }
+                        None => None,
+                    }
+                };
+                let commit = commit_fetched(&self.pipeline, &self.store, &got, raws, now);
+                let (reports, ahead) = tokio::join!(commit, fetch_next);
+                self.ahead = ahead;
+                committed.absorb(&got, reports?);
+                for uid in &got {
+                    self.failures.remove(uid);
+                }
                 Ok(Taken::Committed(committed))
             }
             Err(error) => {
@@ -470,21 +498,22 @@ impl<C: Connector> Poller<C> {
         now: i64,
         committed: &mut Committed,
     ) -> Result<(), SessionError> {
-        if raws.is_empty() {
-            return Ok(());
-        }
-        let reports = self.pipeline.process_batch(&self.store, &raws, now).await?;
-        for ((uid, raw), report) in uids.iter().zip(&raws).zip(&reports) {
-            if report.message_id != hashed_message_id(raw) {
-                committed
-                    .message_ids
-                    .insert(*uid, report.message_id.clone());
-            }
+        let reports = commit_fetched(&self.pipeline, &self.store, uids, raws, now).await?;
+        committed.absorb(uids, reports);
+        for uid in uids {
             self.failures.remove(uid);
-            committed.uids.push(*uid);
         }
-        committed.reports.extend(reports);
         Ok(())
+    }
+
+    /// A batch of messages that never failed, fetched as one.
+    fn plain(&self, batch: &[Meta]) -> bool {
+        batch.len() > 1
+            && batch.iter().all(|m| {
+                m.size <= self.limits.max_message_bytes
+                    && !self.suspects.contains(&m.uid)
+                    && !self.failures.contains_key(&m.uid)
+            })
     }
 
     fn failed(&mut self, uid: u32, error: &str) {
@@ -749,10 +778,56 @@ pub async fn check(
     lines
 }
 
-/// Splits metadata into batches of at most `max_bytes` (a larger message
-/// alone); messages over `max_message_bytes` each form a batch of their own
-/// and are suspended from their headers.
-pub fn plan_batches(metas: &[Meta], max_message_bytes: u64, max_bytes: u64) -> Vec<Vec<Meta>> {
+/// Commits fetched messages through the pipeline; tells for each whether
+/// it has a Message-ID of its own (one to look for after a crash).
+async fn commit_fetched(
+    pipeline: &Pipeline,
+    store: &Store,
+    uids: &[u32],
+    raws: Vec<Vec<u8>>,
+    now: i64,
+) -> Result<Vec<(Report, bool)>, SessionError> {
+    debug_assert_eq!(uids.len(), raws.len());
+    if raws.is_empty() {
+        return Ok(Vec::new());
+    }
+    let reports = pipeline.process_batch(store, &raws, now).await?;
+    Ok(reports
+        .into_iter()
+        .zip(&raws)
+        .map(|(report, raw)| {
+            let own = report.message_id != hashed_message_id(raw);
+            (report, own)
+        })
+        .collect())
+}
+
+/// What a batch weighs on the wire.
+fn bytes_of(batch: &[Meta]) -> u64 {
+    batch.iter().map(|m| m.size).sum()
+}
+
+impl Committed {
+    /// Adds the reports of committed messages, by UID.
+    fn absorb(&mut self, uids: &[u32], reports: Vec<(Report, bool)>) {
+        for (uid, (report, own_message_id)) in uids.iter().zip(reports) {
+            if own_message_id {
+                self.message_ids.insert(*uid, report.message_id.clone());
+            }
+            self.uids.push(*uid);
+            self.reports.push(report);
+        }
+    }
+}
+/// Splits metadata into batches of at most `max_count` messages and
+/// `max_bytes` (a larger message alone); messages over `max_message_bytes`
+/// each form a batch of their own and are suspended from their headers.
+pub fn plan_batches(
+    metas: &[Meta],
+    max_message_bytes: u64,
+    max_count: usize,
+    max_bytes: u64,
+) -> Vec<Vec<Meta>> {
     let mut batches: Vec<Vec<Meta>> = Vec::new();
     let mut current: Vec<Meta> = Vec::new();
     let mut bytes = 0u64;
@@ -761,7 +836,7 @@ pub fn plan_batches(metas: &[Meta], max_message_bytes: u64, max_bytes: u64) -> V
             batches.push(vec![meta.clone()]);
             continue;
         }
-        if !current.is_empty() && bytes + meta.size > max_bytes {
+        if !current.is_empty() && (bytes + meta.size > max_bytes || current.len() >= max_count) {
             batches.push(std::mem::take(&mut current));
             bytes = 0;
         }
@@ -803,11 +878,19 @@ mod tests {
             meta(4, 5_000),
             meta(5, 100),
         ];
-        let batches = plan_batches(&metas, 4_000, 1_000);
-        let uids: Vec<Vec<u32>> = batches
-            .iter()
-            .map(|b| b.iter().map(|m| m.uid).collect())
-            .collect();
-        assert_eq!(uids, vec![vec![1, 2], vec![4], vec![3, 5]]);
+        let uids = |batches: Vec<Vec<Meta>>| -> Vec<Vec<u32>> {
+            batches
+                .iter()
+                .map(|b| b.iter().map(|m| m.uid).collect())
+                .collect()
+        };
+        assert_eq!(
+            uids(plan_batches(&metas, 4_000, 100, 1_000)),
+            vec![vec![1, 2], vec![4], vec![3, 5]]
+        );
+        assert_eq!(
+            uids(plan_batches(&metas, 4_000, 1, 1_000)),
+            vec![vec![1], vec![2], vec![4], vec![3], vec![5]]
+        );
     }
 }

@@ -1,23 +1,20 @@
 //! Organizations and people.
 
-use sqlx::Row;
-
 use super::{list, Conn};
 use crate::domain::sender::{normalize_email, Person, Role};
 
 pub async fn upsert_organization(conn: &mut Conn, name: &str) -> Result<i64, sqlx::Error> {
-    if let Some(row) = sqlx::query("SELECT id FROM organizations WHERE name = $1")
+    if let Some(id) = sqlx::query_scalar("SELECT id FROM organizations WHERE name = $1")
         .bind(name)
         .fetch_optional(&mut *conn)
         .await?
     {
-        return row.try_get("id");
+        return Ok(id);
     }
-    sqlx::query("INSERT INTO organizations (name) VALUES ($1) RETURNING id")
+    sqlx::query_scalar("INSERT INTO organizations (name) VALUES ($1) RETURNING id")
         .bind(name)
         .fetch_one(&mut *conn)
-        .await?
-        .try_get("id")
+        .await
 }
 
 /// Inserts or updates a person by (normalized) email.

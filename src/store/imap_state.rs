@@ -1,17 +1,13 @@
 //! Where the IMAP poller stands in each mailbox.
 
-use sqlx::Row;
-
 use super::Conn;
 
 /// `(uid_validity, last_uid)` of the mailbox, if it was read before.
 pub async fn get(conn: &mut Conn, mailbox: &str) -> Result<Option<(i64, i64)>, sqlx::Error> {
-    sqlx::query("SELECT uid_validity, last_uid FROM imap_state WHERE mailbox = $1")
+    sqlx::query_as("SELECT uid_validity, last_uid FROM imap_state WHERE mailbox = $1")
         .bind(mailbox)
         .fetch_optional(&mut *conn)
-        .await?
-        .map(|row| Ok((row.try_get("uid_validity")?, row.try_get("last_uid")?)))
-        .transpose()
+        .await
 }
 
 pub async fn set(
