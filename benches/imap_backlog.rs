@@ -166,6 +166,7 @@ async fn bench(n: usize, batch: usize) -> Vec<String> {
         processed = db.processed().await;
     }
     let elapsed = started.elapsed();
+    let outbox_at_drain_end = db.outbox().await;
     let backlog_peak = daemon.memory("VmHWM");
     let (user_cpu, system_cpu) = daemon.cpu();
     let rate = processed as f64 / elapsed.as_secs_f64();
@@ -184,6 +185,7 @@ async fn bench(n: usize, batch: usize) -> Vec<String> {
         (user_cpu + system_cpu) / elapsed.as_secs_f64() * 100.0
     );
     println!("imap backlog: outcomes {:?}", db.outcomes().await);
+    println!("imap backlog: outbox when the backlog was in {outbox_at_drain_end:?}");
     // The outbox worker shares the daemon's one thread with the poller and
     // lags behind it; the latency parts need an idle daemon.
     let outbox_deadline = Instant::now() + Duration::from_secs(60 + n as u64 / 50);

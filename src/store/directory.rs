@@ -58,7 +58,7 @@ pub async fn people_by_emails(
     if emails.is_empty() {
         return Ok(Vec::new());
     }
-    let sql = format!("{PERSON} WHERE email IN ({})", list(emails.len()));
+    let sql = format!("{PERSON} WHERE email IN ({})", list(conn, emails.len()));
     let mut query = sqlx::query_as(&sql);
     for email in emails {
         query = query.bind(*email);
@@ -71,7 +71,7 @@ pub async fn people_by_ids(conn: &mut Conn, ids: &[i64]) -> Result<Vec<Person>, 
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let sql = format!("{PERSON} WHERE id IN ({})", list(ids.len()));
+    let sql = format!("{PERSON} WHERE id IN ({})", list(conn, ids.len()));
     let mut query = sqlx::query_as(&sql);
     for id in ids {
         query = query.bind(*id);
@@ -89,7 +89,7 @@ pub async fn organization_names(
     }
     let sql = format!(
         "SELECT id, name FROM organizations WHERE id IN ({})",
-        list(ids.len())
+        list(conn, ids.len())
     );
     let mut query = sqlx::query_as(&sql);
     for id in ids {

@@ -15,7 +15,7 @@ pub async fn known_among(
     }
     let sql = format!(
         "SELECT message_id, fingerprint FROM messages WHERE message_id IN ({})",
-        super::list(message_ids.len())
+        super::list(conn, message_ids.len())
     );
     let mut query = sqlx::query_as(&sql);
     for id in message_ids {
@@ -92,7 +92,7 @@ pub async fn tickets_for_refs(
     }
     let sql = format!(
         "SELECT message_id, ticket_id FROM message_refs WHERE message_id IN ({})",
-        super::list(message_ids.len())
+        super::list(conn, message_ids.len())
     );
     let mut query = sqlx::query_as::<_, (String, i64)>(&sql);
     for id in message_ids {
@@ -117,7 +117,7 @@ pub async fn chains(
                  ROW_NUMBER() OVER (PARTITION BY ticket_id ORDER BY id DESC) AS newest
              FROM message_refs WHERE ticket_id IN ({})
          ) AS recent WHERE newest <= {limit} ORDER BY ticket_id, id",
-        super::list(tickets.len())
+        super::list(conn, tickets.len())
     );
     let mut query = sqlx::query_as::<_, (i64, String)>(&sql);
     for id in tickets {

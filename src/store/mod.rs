@@ -82,13 +82,44 @@ text_columns!(
 /// 65,535.
 const MAX_PARAMETERS: usize = 30_000;
 
+/// How a statement's values are marked: PostgreSQL numbers them (`$1`);
+/// for SQLite they stay anonymous (`?`), because SQLite finds a numbered
+/// one by walking the list of all of them, which makes binding a
+/// statement of n values cost n² (most of ingest's time with multi-row
+/// inserts).
+#[derive(Debug, Clone, Copy)]
+pub enum Marks {
+    Numbered,
+    Anonymous,
+}
+
+impl Marks {
+    pub fn of(conn: &Conn) -> Marks {
+        if conn.backend_name() == "PostgreSQL" {
+            Marks::Numbered
+        } else {
+            Marks::Anonymous
+        }
+    }
+
+    /// The mark of the `n`th value (from 1).
+    fn mark(self, n: usize) -> String {
+        match self {
+            Marks::Numbered => format!("${n}"),
+            Marks::Anonymous => "?".to_string(),
+        }
+    }
+}
+
 /// `($1, $2), ($3, $4)` for `rows` rows of `columns` values: several rows
 /// in one statement, since every statement is a round trip to the database.
-pub fn placeholders(rows: usize, columns: usize) -> String {
+/// The statement must have no other values.
+pub fn placeholders(conn: &Conn, rows: usize, columns: usize) -> String {
+    let marks = Marks::of(conn);
     (0..rows)
         .map(|row| {
             let values: Vec<String> = (1..=columns)
-                .map(|c| format!("${}", row * columns + c))
+                .map(|c| marks.mark(row * columns + c))
                 .collect();
             format!("({})", values.join(", "))
         })
@@ -96,10 +127,12 @@ pub fn placeholders(rows: usize, columns: usize) -> String {
         .join(", ")
 }
 
-/// `$1, $2, …` for an `IN (…)` list.
-pub fn list(n: usize) -> String {
+/// `$1, $2, …` for an `IN (…)` list; the statement must have no other
+/// values.
+pub fn list(conn: &Conn, n: usize) -> String {
+    let marks = Marks::of(conn);
     (1..=n)
-        .map(|i| format!("${i}"))
+        .map(|i| marks.mark(i))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -117,7 +150,7 @@ pub async fn insert_rows<'a, T>(
     for chunk in rows.chunks((MAX_PARAMETERS / columns).max(1)) {
         let sql = format!(
             "{head} VALUES {} {tail}",
-            placeholders(chunk.len(), columns)
+            placeholders(conn, chunk.len(), columns)
         );
         let mut query = sqlx::query(&sql);
         for row in chunk {

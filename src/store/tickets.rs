@@ -22,7 +22,7 @@ pub async fn by_ids(conn: &mut Conn, ids: &[i64]) -> Result<Vec<Ticket>, sqlx::E
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let sql = format!("{TICKET} WHERE id IN ({})", list(ids.len()));
+    let sql = format!("{TICKET} WHERE id IN ({})", list(conn, ids.len()));
     let mut query = sqlx::query_as(&sql);
     for id in ids {
         query = query.bind(*id);
