@@ -1,18 +1,21 @@
-//! Delivering the outbox, row by row: claim a due row, check the
-//! per-recipient rate limit, render it from the context it was queued
-//! with, compose, send, mark. A temporary failure is retried with
+//! Delivering the outbox, round by round: claim a round of due rows, check
+//! the per-recipient rate limit, render each from the context it was
+//! queued with, compose, send a few at a time, mark the round. A temporary failure is retried with
 //! back-off until `retry_max_age_hours`; a permanent one (5xx) is recorded
 //! as failed with the server's answer.
 //!
 //! Guarantee: at least once. A row is claimed (committed) before it is
-//! sent and marked right after; if the process dies between the server's
-//! acceptance and that mark, the row is sent again once its claim lapses
-//! (`LEASE` seconds), with the same Message-ID, so mail clients show it
-//! once. Claims and marks are written without waiting for the disk: a power
+//! sent and marked when its round is done; if the process dies between the
+//! server's acceptance and that mark, the row is sent again once its claim
+//! lapses (`LEASE` seconds), with the same Message-ID, so mail clients show
+//! it once. A round is at most `ROUND` rows, so that is the most a crash
+//! can send twice. Claims and marks are written without waiting for the disk: a power
 //! cut may lose the last few, and those mails go out once more. No row is
 //! sent twice otherwise, and none is silently dropped.
 
 use std::collections::HashMap;
+
+use futures::StreamExt;
 
 use serde::Serialize;
 
@@ -27,6 +30,15 @@ use crate::store::Store;
 
 /// How long a claimed row is left alone by other workers.
 pub const LEASE: i64 = 300;
+
+/// Rows claimed, and marked, together: two database writes per round
+/// instead of two per mail, so that delivery keeps up while the poller
+/// writes its batches.
+const ROUND: usize = 25;
+
+/// Mails of a round on their way at the same time (SMTP connections from
+/// the pool, or files being written and synced).
+const SENDING: usize = 2;
 
 #[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
 pub struct FlushReport {
@@ -104,8 +116,7 @@ impl<T: Transport> Deliverer<T> {
         })
     }
 
-    /// Delivers every due row, one at a time. Fails only on database
-    /// errors.
+    /// Delivers every due row. Fails only on database errors.
     pub async fn flush(
         &self,
         store: &Store,
@@ -115,34 +126,67 @@ impl<T: Transport> Deliverer<T> {
         let mut report = FlushReport::default();
         // Automatic mail sent in the last hour, by limited recipient.
         let mut sent: HashMap<String, i64> = HashMap::new();
-        while let Some(row) =
-            outbox::claim_next(store, now, now + LEASE, scope == Scope::Retries).await?
-        {
-            if row.automatic() && !self.policy.is_staff(row.to()) && !sent.contains_key(row.to()) {
+        loop {
+            let round =
+                outbox::claim_round(store, now, now + LEASE, scope == Scope::Retries, ROUND)
+                    .await?;
+            if round.is_empty() {
+                return Ok(report);
+            }
+            let mut new: Vec<&str> = round
+                .iter()
+                .filter(|row| row.automatic() && !self.policy.is_staff(row.to()))
+                .map(Due::to)
+                .filter(|to| !sent.contains_key(*to))
+                .collect();
+            new.sort_unstable();
+            new.dedup();
+            if !new.is_empty() {
                 let mut conn = store.acquire().await?;
-                let count = outbox::automatic_sent_since(&mut conn, &[row.to()], now - 3_600)
-                    .await?
-                    .first()
-                    .map_or(0, |(_, n)| *n);
-                sent.insert(row.to().to_string(), count);
+                let counts = outbox::automatic_sent_since(&mut conn, &new, now - 3_600).await?;
+                for to in new {
+                    sent.insert(to.to_string(), 0);
+                }
+                sent.extend(counts);
             }
-            let mark = self.deliver(&row, now, &mut sent).await;
-            match &mark {
-                Mark::Sent => report.sent += 1,
-                Mark::Retry { .. } => report.retrying += 1,
-                Mark::Final {
-                    state: OutboxState::Suppressed,
-                    ..
-                } => report.suppressed += 1,
-                Mark::Final { .. } => report.failed += 1,
+            // The rate limit in order, then the sending side by side.
+            let ready: Vec<Result<lettre::Message, Mark>> = round
+                .iter()
+                .map(|row| self.ready(row, now, &mut sent))
+                .collect();
+            let marks: Vec<Mark> = futures::stream::iter(round.iter().zip(ready))
+                .map(|(row, ready)| async move {
+                    match ready {
+                        Ok(message) => self.send(row, &message, now).await,
+                        Err(mark) => mark,
+                    }
+                })
+                .buffered(SENDING)
+                .collect()
+                .await;
+            for mark in &marks {
+                match mark {
+                    Mark::Sent => report.sent += 1,
+                    Mark::Retry { .. } => report.retrying += 1,
+                    Mark::Final {
+                        state: OutboxState::Suppressed,
+                        ..
+                    } => report.suppressed += 1,
+                    Mark::Final { .. } => report.failed += 1,
+                }
             }
-            outbox::record(store, row.id, &mark, now).await?;
+            let marks = round.iter().map(|row| row.id).zip(marks).collect();
+            outbox::record_all(store, marks, now).await?;
         }
-        Ok(report)
     }
 
-    /// One row: the rate limit, then render, compose and send.
-    async fn deliver(&self, row: &Due, now: i64, sent: &mut HashMap<String, i64>) -> Mark {
+    /// One row up to sending: the rate limit, then render and compose.
+    fn ready(
+        &self,
+        row: &Due,
+        now: i64,
+        sent: &mut HashMap<String, i64>,
+    ) -> Result<lettre::Message, Mark> {
         if row.automatic() && !self.policy.is_staff(row.to()) {
             let count = sent.entry(row.to().to_string()).or_default();
             if *count >= self.policy.rate_limit_per_hour {
@@ -151,25 +195,26 @@ impl<T: Transport> Deliverer<T> {
                     row.to()
                 );
                 tracing::warn!(id = row.id, to = %row.to(), "suppressed: {reason}");
-                return Mark::Final {
+                return Err(Mark::Final {
                     state: OutboxState::Suppressed,
                     reason,
-                };
+                });
             }
             *count += 1;
         }
-        let message = match self.message(row, now) {
-            Ok(message) => message,
-            Err(reason) => {
-                tracing::error!(id = row.id, "cannot build the notification: {reason}");
-                return Mark::Final {
-                    state: OutboxState::Failed,
-                    reason,
-                };
+        self.message(row, now).map_err(|reason| {
+            tracing::error!(id = row.id, "cannot build the notification: {reason}");
+            Mark::Final {
+                state: OutboxState::Failed,
+                reason,
             }
-        };
+        })
+    }
+
+    /// Sends one composed row; what to mark it.
+    async fn send(&self, row: &Due, message: &lettre::Message, now: i64) -> Mark {
         let name = format!("{:08}-{}.eml", row.id, row.event);
-        match self.transport.send(&name, &message).await {
+        match self.transport.send(&name, message).await {
             Ok(()) => Mark::Sent,
             Err(error) if error.permanent => {
                 tracing::warn!(id = row.id, to = %row.to(), "delivery failed: {}", error.message);

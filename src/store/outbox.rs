@@ -147,18 +147,20 @@ impl Due {
     }
 }
 
-/// Claims the next due row: counts the attempt and moves its due time to
-/// `lease_until`, so that no other worker takes it and, if this one dies
-/// mid-send, it is tried again after the lease. `retries_only`: only rows
-/// that failed before. On PostgreSQL, a row another instance is claiming is
-/// skipped, not waited for. Written without waiting for the disk (see
-/// `relaxed`): a lost claim only means the row is tried once more.
-pub async fn claim_next(
+/// Claims up to `limit` due rows, oldest due first: counts the attempt
+/// and moves their due time to `lease_until`, so that no other worker
+/// takes them and, if this one dies mid-send, they are tried again after
+/// the lease. `retries_only`: only rows that failed before. On PostgreSQL,
+/// rows another instance is claiming are skipped, not waited for. Written
+/// without waiting for the disk (see `relaxed`): a lost claim only means a
+/// row is tried once more.
+pub async fn claim_round(
     store: &Store,
     now: i64,
     lease_until: i64,
     retries_only: bool,
-) -> Result<Option<Due>, sqlx::Error> {
+    limit: usize,
+) -> Result<Vec<Due>, sqlx::Error> {
     let skip_locked = match store.backend {
         Backend::Postgres => "FOR UPDATE SKIP LOCKED",
         Backend::Sqlite => "",
@@ -166,22 +168,24 @@ pub async fn claim_next(
     let retries = if retries_only { "AND attempts > 0" } else { "" };
     let sql = format!(
         "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1
-         WHERE id = (SELECT id FROM outbox WHERE state = $2 AND next_attempt_at <= $3 {retries}
-                     ORDER BY next_attempt_at, id LIMIT 1 {skip_locked})
+         WHERE id IN (SELECT id FROM outbox WHERE state = $2 AND next_attempt_at <= $3 {retries}
+                      ORDER BY next_attempt_at, id LIMIT {limit} {skip_locked})
          RETURNING id, event, ticket_id, recipients, locale, subject, message_id, in_reply_to,
              refs, reply_to, automatic, context, attempts, created_at"
     );
-    relaxed(store, |conn| {
+    let mut round: Vec<Due> = relaxed(store, |conn| {
         Box::pin(async move {
             sqlx::query_as(&sql)
                 .bind(lease_until)
                 .bind(OutboxState::Queued)
                 .bind(now)
-                .fetch_optional(&mut *conn)
+                .fetch_all(&mut *conn)
                 .await
         })
     })
-    .await
+    .await?;
+    round.sort_by_key(|row| row.id);
+    Ok(round)
 }
 
 /// Runs `write` without waiting for the disk at its commit (SQLite
@@ -229,12 +233,24 @@ pub enum Mark {
     },
 }
 
-/// Records a delivery attempt's result, without waiting for the disk (see
-/// `relaxed`).
-pub async fn record(store: &Store, id: i64, mark: &Mark, now: i64) -> Result<(), sqlx::Error> {
-    let mark = mark.clone();
+/// Records the results of delivery attempts, in one transaction, without
+/// waiting for the disk (see `relaxed`).
+pub async fn record_all(
+    store: &Store,
+    marks: Vec<(i64, Mark)>,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    if marks.is_empty() {
+        return Ok(());
+    }
     relaxed(store, move |conn| {
-        Box::pin(async move { apply_mark(conn, id, &mark, now).await })
+        Box::pin(async move {
+            let mut tx = conn.begin().await?;
+            for (id, mark) in &marks {
+                apply_mark(&mut tx, *id, mark, now).await?;
+            }
+            tx.commit().await
+        })
     })
     .await
 }
