@@ -180,7 +180,7 @@ async fn bench(n: usize, batch: usize) -> Vec<String> {
         rate / yardstick
     );
     println!(
-        "imap backlog: daemon CPU {user_cpu:.2} s user + {system_cpu:.2} s system in {:.2} s (pinned to one CPU: {:.0} % busy)",
+        "imap backlog: daemon CPU {user_cpu:.2} s user + {system_cpu:.2} s system in {:.2} s ({:.0} % of one CPU)",
         elapsed.as_secs_f64(),
         (user_cpu + system_cpu) / elapsed.as_secs_f64() * 100.0
     );

@@ -6,8 +6,9 @@
 //!    SQLite database, committed durably in batches as `ticketgate ingest`
 //!    does.
 //! 2. the write limit: the same rows (tickets, comments, attachment
-//!    metadata and contents, outbox rows, message records, thread
-//!    references) written straight into a fresh SQLite database with
+//!    metadata and contents, outbox rows with the template context each
+//!    notification keeps, message records, thread references) with the
+//!    same indexes, written straight into a fresh SQLite database with
 //!    multi-row statements, one durable commit per batch (WAL,
 //!    `synchronous = FULL`), nothing else done.
 //!
@@ -18,7 +19,8 @@ use std::time::Instant;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::Executor;
 use ticketgate::config::Settings;
-use ticketgate::inbound::process::Pipeline;
+use ticketgate::domain::notice::{CommentRef, Context, PersonRef, TicketRef};
+use ticketgate::inbound::process::{Overlapped, Pipeline};
 use ticketgate::store::Store;
 
 const ORGANIZATIONS: usize = 50;
@@ -46,9 +48,7 @@ fn main() {
         "ingest: {n} messages ({:.1} MB, {attachments} with an attachment)",
         bytes as f64 / 1e6
     );
-    // As `ticketgate ingest` does: one thread, pinned with its database
-    // worker.
-    ticketgate::cpu::pin_to_current_cpu();
+    // As `ticketgate ingest` runs: one runtime thread.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -80,10 +80,16 @@ async fn ticketgate_ingest(messages: &[Generated]) -> f64 {
 
     let started = Instant::now();
     let mut outcomes = std::collections::BTreeMap::<&str, usize>::new();
+    // As `ingest` does: each batch parsed while the one before is written.
+    let mut overlapped = Overlapped::new(&pipeline);
     for batch in raws.chunks(BATCH) {
-        for report in pipeline.process_batch(&store, batch, now).await.unwrap() {
+        let reports = overlapped.push(&store, batch.to_vec(), now).await.unwrap();
+        for report in reports {
             *outcomes.entry(report.outcome.as_str()).or_default() += 1;
         }
+    }
+    for report in overlapped.finish(&store, now).await.unwrap() {
+        *outcomes.entry(report.outcome.as_str()).or_default() += 1;
     }
     let elapsed = started.elapsed();
     store.close().await;
@@ -117,17 +123,21 @@ async fn write_limit(messages: &[Generated]) -> f64 {
              content_type TEXT, size INTEGER, sha256 TEXT);
          CREATE TABLE blobs (sha256 TEXT PRIMARY KEY, data BLOB);
          CREATE TABLE outbox (id INTEGER PRIMARY KEY, event TEXT, ticket_id INTEGER,
-             recipients TEXT, subject TEXT, message_id TEXT UNIQUE, context TEXT,
-             state TEXT, next_attempt_at INTEGER, created_at INTEGER);
+             recipients TEXT, locale TEXT, subject TEXT, message_id TEXT UNIQUE,
+             in_reply_to TEXT, refs TEXT, reply_to TEXT, context TEXT,
+             state TEXT, next_attempt_at INTEGER, created_at INTEGER, sent_at INTEGER);
          CREATE INDEX outbox_due ON outbox(state, next_attempt_at);
+         CREATE INDEX outbox_by_recipient ON outbox(recipients, sent_at);
          CREATE TABLE messages (message_id TEXT PRIMARY KEY, fingerprint TEXT, outcome TEXT,
              ticket_id INTEGER, processed_at INTEGER);
          CREATE TABLE message_refs (id INTEGER PRIMARY KEY, message_id TEXT UNIQUE,
-             ticket_id INTEGER, created_at INTEGER);",
+             ticket_id INTEGER, created_at INTEGER);
+         CREATE INDEX message_refs_by_ticket ON message_refs(ticket_id, id);",
     )
     .await
     .unwrap();
-    let context = "{\"ticket\":{\"id\":1,\"subject\":\"Wareneingang\",\"status\":\"open\"},\"comment\":{\"author\":\"Benutzer\",\"body\":\"...\"}}";
+    // What each notification keeps of its event, as ticketgate does.
+    let contexts: Vec<String> = messages.iter().map(context_of).collect();
     let started = Instant::now();
     let mut ticket = 0i64;
     let mut comment = 0i64;
@@ -142,7 +152,10 @@ async fn write_limit(messages: &[Generated]) -> f64 {
         for (i, m) in batch.iter().enumerate() {
             let k = b * BATCH + i;
             let id = if m.reply {
-                1 + (k as i64 % ticket.max(1))
+                // A reply changes its ticket too (status, times).
+                let id = 1 + (k as i64 % ticket.max(1));
+                tickets.push((id, m.subject.as_str()));
+                id
             } else {
                 ticket += 1;
                 tickets.push((ticket, m.subject.as_str()));
@@ -158,7 +171,7 @@ async fn write_limit(messages: &[Generated]) -> f64 {
             } else {
                 &["ticket_created", "agent_new_ticket"][..]
             } {
-                outbox.push((format!("<tg.{id}.{event}.{k}@example.com>"), id, *event));
+                outbox.push((format!("<tg.{id}.{event}.{k}@example.com>"), id, *event, k));
             }
             records.push((format!("<bench.{k}@kunde.example>"), id));
             refs.push(format!("<bench.{k}@kunde.example>"));
@@ -175,6 +188,7 @@ async fn write_limit(messages: &[Generated]) -> f64 {
                     .push_bind("open")
                     .push_bind(0);
             });
+            q.push(" ON CONFLICT (id) DO UPDATE SET status = excluded.status");
             q.build().execute(&mut *tx).await.unwrap();
         }
         let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new("INSERT INTO comments (id, ticket_id, author_id, public, body, full_text, message_id, created_at) ");
@@ -210,14 +224,18 @@ async fn write_limit(messages: &[Generated]) -> f64 {
             });
             q.build().execute(&mut *tx).await.unwrap();
         }
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new("INSERT INTO outbox (event, ticket_id, recipients, subject, message_id, context, state, next_attempt_at, created_at) ");
-        q.push_values(&outbox, |mut row, (message_id, ticket, event)| {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new("INSERT INTO outbox (event, ticket_id, recipients, locale, subject, message_id, in_reply_to, refs, reply_to, context, state, next_attempt_at, created_at) ");
+        q.push_values(&outbox, |mut row, (message_id, ticket, event, k)| {
             row.push_bind(*event)
                 .push_bind(ticket)
-                .push_bind("[\"user@kunde.example\"]")
-                .push_bind("[#1] Wareneingang")
+                .push_bind("[\"user1@kunde12.example\"]")
+                .push_bind("de")
+                .push_bind("[#1234] Wareneingang 1234: Lagerort nicht gefunden")
                 .push_bind(message_id.as_str())
-                .push_bind(context)
+                .push_bind(format!("<bench.{k}@kunde12.example>"))
+                .push_bind(format!("<bench.{k}@kunde12.example>"))
+                .push_bind("support+t1234.8f2a9c1e5b7d3a60@example.com")
+                .push_bind(contexts[*k].as_str())
                 .push_bind("queued")
                 .push_bind(0)
                 .push_bind(0);
@@ -253,6 +271,39 @@ async fn write_limit(messages: &[Generated]) -> f64 {
         elapsed.as_secs_f64()
     );
     messages.len() as f64 / elapsed.as_secs_f64()
+}
+
+/// The template context of a notification about `m`, as ticketgate keeps
+/// it in the outbox row.
+fn context_of(m: &Generated) -> String {
+    let person = PersonRef {
+        name: "Benutzer 1".into(),
+        email: "user1@kunde12.example".into(),
+    };
+    let context = Context {
+        recipient: person.clone(),
+        requester: person,
+        organization: "Kunde 12 GmbH".into(),
+        ticket: Some(TicketRef {
+            id: 1234,
+            subject: m.subject.clone(),
+            status: "open".into(),
+            status_label: "Offen".into(),
+            link: "https://help.example.com/tickets/1234".into(),
+            category: "customer_support".into(),
+            priority: "normal".into(),
+            urgent: false,
+            followup_of: None,
+        }),
+        comment: Some(CommentRef {
+            author: "Benutzer 1".into(),
+            body: m.body.clone(),
+        }),
+        rating: None,
+        subject: m.subject.clone(),
+        reopen_days: 14,
+    };
+    serde_json::to_string(&context).unwrap()
 }
 
 fn directory() -> Vec<ticketgate::directory::Entry> {

@@ -1,6 +1,7 @@
 //! The command-line contract (SPEC section 8): arguments, output shapes and
 //! exit codes. Each command opens what it needs and calls the library.
 
+use std::collections::VecDeque;
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -16,7 +17,7 @@ use crate::domain::sender::{normalize_email, Role};
 use crate::domain::ticket::AgentCommands;
 use crate::domain::ticket::Status;
 use crate::inbound::files::Incoming;
-use crate::inbound::process::{Pipeline, Report};
+use crate::inbound::process::{Overlapped, Pipeline, Report};
 use crate::outbound::deliver::{Deliverer, Scope};
 use crate::store::facts::Wanted;
 use crate::store::{self, Store};
@@ -187,15 +188,18 @@ impl From<crate::inbound::process::PipelineError> for Failure {
 
 type CliResult = Result<ExitCode, Failure>;
 
+/// Batches of `ingest` in flight, with the file names of each.
+struct IngestBatches<'a> {
+    overlapped: Overlapped,
+    names: VecDeque<Vec<&'a Path>>,
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Every command, the daemon included, is one serial conversation with
-    // the database: one thread, kept on one CPU with the database worker.
-    crate::cpu::pin_to_current_cpu();
+    // One thread drives every command, the daemon included; parsing and
+    // file writes go to blocking threads, the database to sqlx's worker.
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        // Blocking helpers (file writes) may use the other CPUs.
-        .on_thread_start(crate::cpu::allow_all_cpus)
         .build()
     {
         Ok(rt) => rt,
@@ -376,6 +380,10 @@ impl Context {
             json,
             summary: Summary::default(),
         };
+        let mut batches = IngestBatches {
+            overlapped: Overlapped::new(&pipeline),
+            names: VecDeque::new(),
+        };
         let mut unreadable = 0usize;
         let mut batch: Vec<(&Path, Vec<u8>)> = Vec::new();
         let mut batch_bytes = 0usize;
@@ -386,13 +394,16 @@ impl Context {
                     batch_bytes += raw.len();
                     batch.push((file, raw));
                     if batch.len() >= INGEST_BATCH || batch_bytes >= INGEST_BATCH_BYTES {
-                        self.ingest_batch(&pipeline, &mut batch, &mut out).await?;
+                        self.ingest_batch(&mut batches, &mut batch, &mut out)
+                            .await?;
                         batch_bytes = 0;
                     }
                 }
                 Ok(Incoming::TooLarge { headers, size }) => {
                     // In order: what was read before it goes first.
-                    self.ingest_batch(&pipeline, &mut batch, &mut out).await?;
+                    self.ingest_batch(&mut batches, &mut batch, &mut out)
+                        .await?;
+                    self.ingest_finish(&mut batches, &mut out).await?;
                     batch_bytes = 0;
                     let report = pipeline
                         .suspend_oversized(&self.store, &headers, size, self.clock.now())
@@ -408,7 +419,9 @@ impl Context {
                 eprint!("\r{}/{} messages", done + 1, files.len());
             }
         }
-        self.ingest_batch(&pipeline, &mut batch, &mut out).await?;
+        self.ingest_batch(&mut batches, &mut batch, &mut out)
+            .await?;
+        self.ingest_finish(&mut batches, &mut out).await?;
         if show_progress {
             eprintln!();
         }
@@ -420,23 +433,46 @@ impl Context {
         })
     }
 
-    /// Commits the messages read so far, in one transaction, and prints
-    /// their lines.
-    async fn ingest_batch(
+    /// Hands the messages read so far in as one batch (one transaction);
+    /// prints the lines of the batch before it, committed meanwhile.
+    async fn ingest_batch<'a>(
         &self,
-        pipeline: &Pipeline,
-        batch: &mut Vec<(&Path, Vec<u8>)>,
+        batches: &mut IngestBatches<'a>,
+        batch: &mut Vec<(&'a Path, Vec<u8>)>,
         out: &mut IngestOutput,
     ) -> Result<(), Failure> {
         if batch.is_empty() {
             return Ok(());
         }
         let (names, raws): (Vec<&Path>, Vec<Vec<u8>>) = std::mem::take(batch).into_iter().unzip();
-        let reports = pipeline
-            .process_batch(&self.store, &raws, self.clock.now())
+        batches.names.push_back(names);
+        let reports = batches
+            .overlapped
+            .push(&self.store, raws, self.clock.now())
             .await?;
-        for (report, name) in reports.iter().zip(names) {
-            out.emit(name, report)?;
+        if !reports.is_empty() {
+            let names = batches.names.pop_front().unwrap_or_default();
+            for (report, name) in reports.iter().zip(names) {
+                out.emit(name, report)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits the batch handed in last and prints its lines.
+    async fn ingest_finish(
+        &self,
+        batches: &mut IngestBatches<'_>,
+        out: &mut IngestOutput,
+    ) -> Result<(), Failure> {
+        let reports = batches
+            .overlapped
+            .finish(&self.store, self.clock.now())
+            .await?;
+        if let Some(names) = batches.names.pop_front() {
+            for (report, name) in reports.iter().zip(names) {
+                out.emit(name, report)?;
+            }
         }
         Ok(())
     }

@@ -27,7 +27,6 @@
 //! - [`config`]: the TOML configuration, validated, paths resolved.
 //! - [`directory`]: the customer directory from CSV.
 //! - [`clock`]: the one reader of the wall clock.
-//! - [`cpu`]: keeping the pipeline on one CPU with its database worker.
 //!
 //! ```text
 //! IMAP / ingest ─▶ parse ─▶ dedup ─▶ facts (one read) ─▶ for each message:
@@ -45,7 +44,6 @@ pub mod acts;
 pub mod cli;
 pub mod clock;
 pub mod config;
-pub mod cpu;
 pub mod daemon;
 pub mod directory;
 pub mod domain;

@@ -21,7 +21,7 @@ use crate::clock::Clock;
 use crate::config::{ImapSettings, LimitsSettings};
 use crate::domain::retry::Backoff;
 use crate::inbound::imap::{Connector, Imap, ImapError, Meta, Selected, COPY_MARKER};
-use crate::inbound::process::{hashed_message_id, Pipeline, PipelineError, Reason, Report};
+use crate::inbound::process::{Pipeline, PipelineError, Reason, Report, HASHED_ID_SUFFIX};
 use crate::metrics::Metrics;
 use crate::store::{self, Store};
 
@@ -38,6 +38,8 @@ pub enum SessionError {
     Pipeline(#[from] PipelineError),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("committing a batch stopped: {0}")]
+    Task(String),
 }
 
 /// Why a message could not be fetched so far.
@@ -85,6 +87,11 @@ type Prefetched = (Vec<u32>, Result<Vec<(u32, Option<Vec<u8>>)>, ImapError>);
 /// What became of a batch.
 enum Taken {
     Committed(Committed),
+    /// Fetched; being committed by `commit`.
+    Committing {
+        uids: Vec<u32>,
+        commit: tokio::task::JoinHandle<Result<Vec<Report>, PipelineError>>,
+    },
     /// Take its messages one at a time.
     OneByOne,
 }
@@ -280,14 +287,7 @@ impl<C: Connector> Poller<C> {
             return Ok(0);
         }
         tracing::info!(waiting = uids.len(), mailbox = %mailbox, "processing the mailbox");
-        let started = std::time::Instant::now();
-        let mut done = 0usize;
-        // Flag mode: the stored last UID may only rise over messages that
-        // are all acknowledged, whatever order they were taken in.
-        let mut in_order = uids.clone();
-        in_order.sort_unstable();
-        let mut acknowledged_so_far: HashSet<u32> = HashSet::new();
-        let mut below_all_waiting = 0usize;
+        let mut progress = Progress::new(&uids, last_uid);
         // Sizes and flags of the whole backlog at once: one round trip.
         let metas = imap.meta(&uids).await?;
         let mut queue: VecDeque<Vec<Meta>> = plan_batches(
@@ -298,14 +298,53 @@ impl<C: Connector> Poller<C> {
         )
         .into();
         self.ahead = None;
+        // Committed, to be acknowledged while the next batch is committed.
+        let mut lagging: Option<(Vec<Meta>, Committed)> = None;
         while let Some(batch) = queue.pop_front() {
             if shutdown.is_cancelled() {
                 break;
             }
-            let next = queue.front().map(Vec::as_slice);
-            let committed = match self.take(imap, selected, &batch, next).await? {
-                Taken::Committed(committed) => committed,
+            let next = queue.front().filter(|n| self.plain(n)).cloned();
+            match self.take(imap, selected, &batch).await? {
+                Taken::Committed(committed) => {
+                    self.shared.metrics.count(&committed.reports);
+                    self.shared.outbox_due.notify_one();
+                    if let Some((before, done)) = lagging.take() {
+                        self.settle(imap, selected, &before, done, &mut progress)
+                            .await?;
+                    }
+                    self.settle(imap, selected, &batch, committed, &mut progress)
+                        .await?;
+                }
+                Taken::Committing { uids, commit } => {
+                    // While the database writes this batch, the server
+                    // moves the one before and hands out the next.
+                    if let Some((before, done)) = lagging.take() {
+                        self.settle(imap, selected, &before, done, &mut progress)
+                            .await?;
+                    }
+                    if let Some(next) = next {
+                        let uids: Vec<u32> = next.iter().map(|m| m.uid).collect();
+                        let fetched = imap.fetch(&uids, bytes_of(&next), false).await;
+                        self.ahead = Some((uids, fetched));
+                    }
+                    let reports = commit
+                        .await
+                        .map_err(|e| SessionError::Task(e.to_string()))??;
+                    let mut committed = Committed::default();
+                    committed.absorb(&uids, reports);
+                    for uid in &uids {
+                        self.failures.remove(uid);
+                    }
+                    self.shared.metrics.count(&committed.reports);
+                    self.shared.outbox_due.notify_one();
+                    lagging = Some((batch, committed));
+                }
                 Taken::OneByOne => {
+                    if let Some((before, done)) = lagging.take() {
+                        self.settle(imap, selected, &before, done, &mut progress)
+                            .await?;
+                    }
                     // Those that never failed first, so that one bad
                     // message delays nobody.
                     let mut singles = batch;
@@ -313,51 +352,55 @@ impl<C: Connector> Poller<C> {
                     for meta in singles.into_iter().rev() {
                         queue.push_front(vec![meta]);
                     }
-                    continue;
-                }
-            };
-            let mut acknowledged = HashSet::new();
-            if !committed.uids.is_empty() {
-                self.shared.metrics.count(&committed.reports);
-                self.shared.outbox_due.notify_one();
-                acknowledged.extend(self.acknowledge(imap, selected, &batch, &committed).await?);
-                done += acknowledged.len();
-                self.progress = true;
-            }
-            acknowledged_so_far.extend(&acknowledged);
-            let before = below_all_waiting;
-            while in_order
-                .get(below_all_waiting)
-                .is_some_and(|uid| acknowledged_so_far.contains(uid))
-            {
-                below_all_waiting += 1;
-            }
-            if self.flag_mode() && below_all_waiting > before {
-                // The stored last UID stays below every message still
-                // waiting, so that none is skipped next time.
-                let highest = in_order[below_all_waiting - 1];
-                if highest > last_uid {
-                    let mut conn = self.store.acquire().await?;
-                    store::imap_state::set(
-                        &mut conn,
-                        &mailbox,
-                        i64::from(selected.uid_validity),
-                        i64::from(highest),
-                    )
-                    .await?;
                 }
             }
-            let left = uids.len().saturating_sub(done);
-            self.shared.metrics.set_imap_waiting(left as u64);
-            let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-3);
-            tracing::info!(done, left, rate = %format!("{rate:.0}/s"), "batch committed");
-            // The client keeps only 100 unsolicited responses; a MOVE's
-            // EXPUNGEs fill that. What arrived meanwhile is found by the
-            // next search.
-            imap.new_mail_announced();
+        }
+        if let Some((before, done)) = lagging.take() {
+            self.settle(imap, selected, &before, done, &mut progress)
+                .await?;
         }
         self.ahead = None;
-        Ok(done)
+        Ok(progress.done)
+    }
+
+    /// Acknowledges a committed batch in the mailbox and moves the stored
+    /// position on.
+    async fn settle(
+        &mut self,
+        imap: &mut Imap,
+        selected: &Selected,
+        batch: &[Meta],
+        committed: Committed,
+        progress: &mut Progress,
+    ) -> Result<(), SessionError> {
+        let mut acknowledged = Vec::new();
+        if !committed.uids.is_empty() {
+            acknowledged = self.acknowledge(imap, selected, batch, &committed).await?;
+            self.progress = true;
+        }
+        if let Some(highest) = progress.acknowledged(&acknowledged) {
+            if self.flag_mode() {
+                // The stored last UID stays below every message still
+                // waiting, so that none is skipped next time.
+                let mut conn = self.store.acquire().await?;
+                store::imap_state::set(
+                    &mut conn,
+                    &self.settings.mailbox,
+                    i64::from(selected.uid_validity),
+                    i64::from(highest),
+                )
+                .await?;
+            }
+        }
+        let left = progress.waiting.saturating_sub(progress.done);
+        self.shared.metrics.set_imap_waiting(left as u64);
+        let rate = progress.done as f64 / progress.started.elapsed().as_secs_f64().max(1e-3);
+        tracing::info!(done = progress.done, left, rate = %format!("{rate:.0}/s"), "batch committed");
+        // The client keeps only 100 unsolicited responses; a MOVE's
+        // EXPUNGEs fill that. What arrived meanwhile is found by the next
+        // search.
+        imap.new_mail_announced();
+        Ok(())
     }
 
     fn attempts(&self, uid: u32) -> u32 {
@@ -374,7 +417,6 @@ impl<C: Connector> Poller<C> {
         imap: &mut Imap,
         selected: &Selected,
         batch: &[Meta],
-        next: Option<&[Meta]>,
     ) -> Result<Taken, SessionError> {
         let now = self.clock.now();
         let mut committed = Committed::default();
@@ -453,27 +495,11 @@ impl<C: Connector> Poller<C> {
                         None => self.failed(uid, "the server sent no content (BODY[] NIL)"),
                     }
                 }
-                // While this batch is committed, the next one is fetched:
-                // the server and the database work at the same time.
-                let next = next.filter(|n| self.plain(n));
-                let fetch_next = async {
-                    match next {
-                        Some(next) => {
-                            let uids: Vec<u32> = next.iter().map(|m| m.uid).collect();
-                            let fetched = imap.fetch(&uids, bytes_of(next), false).await;
-                            Some((uids, fetched))
-                        }
-                        None => None,
-                    }
-                };
-                let commit = commit_fetched(&self.pipeline, &self.store, &got, raws, now);
-                let (reports, ahead) = tokio::join!(commit, fetch_next);
-                self.ahead = ahead;
-                committed.absorb(&got, reports?);
-                for uid in &got {
-                    self.failures.remove(uid);
-                }
-                Ok(Taken::Committed(committed))
+                let pipeline = self.pipeline.clone();
+                let store = self.store.clone();
+                let commit =
+                    tokio::spawn(async move { pipeline.process_owned(&store, raws, now).await });
+                Ok(Taken::Committing { uids: got, commit })
             }
             Err(error) => {
                 tracing::warn!(
@@ -498,7 +524,10 @@ impl<C: Connector> Poller<C> {
         now: i64,
         committed: &mut Committed,
     ) -> Result<(), SessionError> {
-        let reports = commit_fetched(&self.pipeline, &self.store, uids, raws, now).await?;
+        if raws.is_empty() {
+            return Ok(());
+        }
+        let reports = self.pipeline.process_batch(&self.store, &raws, now).await?;
         committed.absorb(uids, reports);
         for uid in uids {
             self.failures.remove(uid);
@@ -778,28 +807,54 @@ pub async fn check(
     lines
 }
 
-/// Commits fetched messages through the pipeline; tells for each whether
-/// it has a Message-ID of its own (one to look for after a crash).
-async fn commit_fetched(
-    pipeline: &Pipeline,
-    store: &Store,
-    uids: &[u32],
-    raws: Vec<Vec<u8>>,
-    now: i64,
-) -> Result<Vec<(Report, bool)>, SessionError> {
-    debug_assert_eq!(uids.len(), raws.len());
-    if raws.is_empty() {
-        return Ok(Vec::new());
+/// How far a drain has come: for the log, the metrics and the stored
+/// position.
+struct Progress {
+    waiting: usize,
+    done: usize,
+    started: std::time::Instant,
+    last_uid: u32,
+    in_order: Vec<u32>,
+    acknowledged: HashSet<u32>,
+    /// How many of `in_order` are acknowledged, counting from the lowest.
+    below_all_waiting: usize,
+}
+
+impl Progress {
+    fn new(uids: &[u32], last_uid: u32) -> Progress {
+        let mut in_order = uids.to_vec();
+        in_order.sort_unstable();
+        Progress {
+            waiting: uids.len(),
+            done: 0,
+            started: std::time::Instant::now(),
+            last_uid,
+            in_order,
+            acknowledged: HashSet::new(),
+            below_all_waiting: 0,
+        }
     }
-    let reports = pipeline.process_batch(store, &raws, now).await?;
-    Ok(reports
-        .into_iter()
-        .zip(&raws)
-        .map(|(report, raw)| {
-            let own = report.message_id != hashed_message_id(raw);
-            (report, own)
-        })
-        .collect())
+
+    /// Counts acknowledged messages. Returns the highest UID below which
+    /// everything is acknowledged now, when that rose: the stored last UID
+    /// may only rise over messages that are all acknowledged, whatever
+    /// order they were taken in.
+    fn acknowledged(&mut self, uids: &[u32]) -> Option<u32> {
+        self.done += uids.len();
+        self.acknowledged.extend(uids);
+        let before = self.below_all_waiting;
+        while self
+            .in_order
+            .get(self.below_all_waiting)
+            .is_some_and(|uid| self.acknowledged.contains(uid))
+        {
+            self.below_all_waiting += 1;
+        }
+        if self.below_all_waiting == before {
+            return None;
+        }
+        Some(self.in_order[self.below_all_waiting - 1]).filter(|h| *h > self.last_uid)
+    }
 }
 
 /// What a batch weighs on the wire.
@@ -809,9 +864,12 @@ fn bytes_of(batch: &[Meta]) -> u64 {
 
 impl Committed {
     /// Adds the reports of committed messages, by UID.
-    fn absorb(&mut self, uids: &[u32], reports: Vec<(Report, bool)>) {
-        for (uid, (report, own_message_id)) in uids.iter().zip(reports) {
-            if own_message_id {
+    fn absorb(&mut self, uids: &[u32], reports: Vec<Report>) {
+        debug_assert_eq!(uids.len(), reports.len());
+        for (uid, report) in uids.iter().zip(reports) {
+            // A Message-ID of its own, to look for after a crash (not
+            // one ticketgate made up from the content).
+            if !report.message_id.ends_with(HASHED_ID_SUFFIX) {
                 self.message_ids.insert(*uid, report.message_id.clone());
             }
             self.uids.push(*uid);

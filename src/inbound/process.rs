@@ -66,6 +66,8 @@ impl Report {
 pub enum PipelineError {
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("stopped while parsing a batch")]
+    Stopped,
 }
 
 /// Whether a message comes fresh from a mailbox or back from the suspended
@@ -90,6 +92,11 @@ struct Prepared {
     /// Why the message goes to the suspended queue whatever it says: a
     /// limit it exceeds, or the mailbox not handing it out whole.
     held: Option<(Reason, String)>,
+    /// The reply cut out of the mail, unless it is held; `None` for a mail
+    /// whose extraction failed (a bug in ticketgate: the message is kept
+    /// for an operator). Done here, before the rules know whether the
+    /// sender is admitted, because here it runs beside the database work.
+    extracted: Option<Extracted>,
 }
 
 impl Prepared {
@@ -103,6 +110,7 @@ impl Prepared {
                 mail: None,
                 failure: "the message could not be parsed",
                 held: None,
+                extracted: None,
             },
         )
     }
@@ -114,6 +122,7 @@ impl Prepared {
             mail: None,
             failure: "not a mail message (no header section)",
             held,
+            extracted: None,
         };
         if let Err(detail) = parse::check_header_section(raw, limits) {
             return unparsed(Some((Reason::OverLimit, detail)));
@@ -127,12 +136,19 @@ impl Prepared {
             .filter(|id| id.len() > 2)
             .unwrap_or_else(|| hashed_message_id(raw));
         let hints = thread_hints(&mail, &policy.support, &policy.signer);
+        let held = mail.over_limit.clone().map(|d| (Reason::OverLimit, d));
+        let extracted = if held.is_none() {
+            catch_unwind(AssertUnwindSafe(|| extract(&mail, limits))).ok()
+        } else {
+            None
+        };
         Prepared {
             message_id,
             fingerprint: fingerprint(&mail),
-            held: mail.over_limit.clone().map(|d| (Reason::OverLimit, d)),
+            held,
             mail: Some((mail, hints)),
             failure: "",
+            extracted,
         }
     }
 
@@ -153,6 +169,7 @@ impl Prepared {
                 .map(|m| (m, ThreadHints::default())),
             failure: "",
             held: Some((reason, detail)),
+            extracted: None,
         }
     }
 }
@@ -174,10 +191,13 @@ fn fingerprint(mail: &InboundMail) -> String {
     data_encoding::HEXLOWER.encode(&hash.finalize())
 }
 
+/// How the Message-IDs ticketgate makes up for messages without one end.
+pub const HASHED_ID_SUFFIX: &str = "@sha256.ticketgate>";
+
 /// A message without Message-ID is known by the hash of its bytes, so the
 /// same file ingested twice is still a duplicate.
 pub fn hashed_message_id(raw: &[u8]) -> String {
-    format!("<{}@sha256.ticketgate>", sha256_hex(raw))
+    format!("<{}{HASHED_ID_SUFFIX}", sha256_hex(raw))
 }
 
 /// The text a message adds: the reply as the comment, the whole text beside
@@ -314,7 +334,53 @@ impl Dedup {
     }
 }
 
+/// Batches in a row, as `ingest` reads them: each is parsed (and its
+/// replies extracted) on a blocking thread while the one handed in before
+/// it is written, since parsing is most of a message's CPU and the
+/// database worker waits on none of it. The rules still see the batches
+/// one after another, each with the facts the one before it wrote.
+pub struct Overlapped {
+    pipeline: Pipeline,
+    parsed: Option<(Vec<Vec<u8>>, Vec<Prepared>)>,
+}
+
+impl Overlapped {
+    pub fn new(pipeline: &Pipeline) -> Overlapped {
+        Overlapped {
+            pipeline: pipeline.clone(),
+            parsed: None,
+        }
+    }
+
+    /// Hands in the next batch; commits the one handed in before it and
+    /// returns that one's reports (none the first time).
+    pub async fn push(
+        &mut self,
+        store: &Store,
+        raws: Vec<Vec<u8>>,
+        now: i64,
+    ) -> Result<Vec<Report>, PipelineError> {
+        let parsing = self.pipeline.prepare_elsewhere(raws);
+        let reports = self.finish(store, now).await?;
+        self.parsed = Some(parsing.await?);
+        Ok(reports)
+    }
+
+    /// Commits the batch handed in last; returns its reports.
+    pub async fn finish(&mut self, store: &Store, now: i64) -> Result<Vec<Report>, PipelineError> {
+        match self.parsed.take() {
+            Some((raws, prepared)) => {
+                self.pipeline
+                    .commit_prepared(store, &raws, prepared, now)
+                    .await
+            }
+            None => Ok(Vec::new()),
+        }
+    }
+}
+
 /// The pipeline with its rules and limits; cheap to build once per run.
+#[derive(Clone)]
 pub struct Pipeline {
     policy: Policy,
     limits: LimitsSettings,
@@ -339,7 +405,44 @@ impl Pipeline {
         raws: &[Vec<u8>],
         now: i64,
     ) -> Result<Vec<Report>, PipelineError> {
-        let prepared = self.prepare(raws);
+        self.commit_prepared(store, raws, self.prepare(raws), now)
+            .await
+    }
+
+    /// Like `process_batch`, with the parsing on a blocking thread: the
+    /// caller's thread stays free for its other work meanwhile (the
+    /// poller's IMAP connection).
+    pub async fn process_owned(
+        &self,
+        store: &Store,
+        raws: Vec<Vec<u8>>,
+        now: i64,
+    ) -> Result<Vec<Report>, PipelineError> {
+        let (raws, prepared) = self.prepare_elsewhere(raws).await?;
+        self.commit_prepared(store, &raws, prepared, now).await
+    }
+
+    /// Parses on a blocking thread; the batch comes back with its parse.
+    fn prepare_elsewhere(
+        &self,
+        raws: Vec<Vec<u8>>,
+    ) -> impl std::future::Future<Output = Result<(Vec<Vec<u8>>, Vec<Prepared>), PipelineError>>
+    {
+        let pipeline = self.clone();
+        let parsing = tokio::task::spawn_blocking(move || {
+            let prepared = pipeline.prepare(&raws);
+            (raws, prepared)
+        });
+        async { parsing.await.map_err(|_| PipelineError::Stopped) }
+    }
+
+    async fn commit_prepared(
+        &self,
+        store: &Store,
+        raws: &[Vec<u8>],
+        prepared: Vec<Prepared>,
+        now: i64,
+    ) -> Result<Vec<Report>, PipelineError> {
         let outcome = async {
             let mut tx = store.begin().await?;
             let reports = self
@@ -507,6 +610,7 @@ impl Pipeline {
             mail,
             failure,
             held,
+            extracted,
             ..
         } = prepared;
         let Some((mail, hints)) = mail else {
@@ -524,10 +628,7 @@ impl Pipeline {
             Ok(author) => author,
             Err(decision) => return (*decision, Some(mail), message_id),
         };
-        // Extraction is the expensive part; a panic in it is a bug in
-        // ticketgate, and the message is kept for an operator.
-        let limits = &self.limits;
-        let Ok(extracted) = catch_unwind(AssertUnwindSafe(|| extract(&mail, limits))) else {
+        let Some(extracted) = extracted else {
             let detail = "the reply could not be extracted".to_string();
             let decision = Decision::suspended(Reason::ProcessingError, Some(detail));
             return (decision, Some(mail), message_id);
