@@ -302,6 +302,7 @@ fn context_of(m: &Generated) -> String {
         rating: None,
         subject: m.subject.clone(),
         reopen_days: 14,
+        link: String::new(),
     };
     serde_json::to_string(&context).unwrap()
 }

@@ -75,8 +75,22 @@ enum Command {
         #[arg(long)]
         html: bool,
     },
-    /// The daemon: IMAP poller, outbox worker, scheduler, metrics.
+    /// The daemon: IMAP poller, outbox worker, scheduler, metrics, and the
+    /// help center when `[web] listen` is set.
     Run,
+    /// The help center alone (`[web] listen`), on the real clock: for extra
+    /// web instances beside the daemon.
+    Serve,
+    /// A first look: a demo directory with sample config, users and mails,
+    /// ingested, and the help center served with a printed login.
+    Demo {
+        /// Where the demo's config, database and mails go.
+        #[arg(long, default_value = "ticketgate-demo")]
+        dir: PathBuf,
+        /// The help center's address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+    },
     /// Checks the configuration, the templates and the connections to the
     /// database, IMAP and SMTP, and says what is wrong.
     Check,
@@ -84,8 +98,17 @@ enum Command {
 
 #[derive(Subcommand, Debug)]
 enum UsersCommand {
-    /// Load or update the directory from CSV (organization,email,name,role,locale).
-    Import { file: PathBuf },
+    /// Load or update the directory from CSV (organization,email,name,role,locale);
+    /// new key users and members get an invitation to the help center.
+    Import {
+        file: PathBuf,
+        /// Send no invitations.
+        #[arg(long)]
+        no_invite: bool,
+    },
+    /// Queue invitation mails with a fresh activation link (to everyone
+    /// without a password when no address is given).
+    Invite { emails: Vec<String> },
 }
 
 #[derive(Subcommand, Debug)]
@@ -198,10 +221,15 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // One thread drives every command, the daemon included; parsing and
     // file writes go to blocking threads, the database to sqlx's worker.
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    // Only the help center alone (`serve`, and the demo) renders pages on
+    // every core: many browsers at once are its whole load.
+    let builder = if matches!(cli.command, Command::Serve | Command::Demo { .. }) {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    let mut builder = builder;
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("ticketgate: cannot start the runtime: {e}");
@@ -252,6 +280,13 @@ async fn execute(cli: Cli) -> CliResult {
             init_logging("warn", false);
             extract(html)
         }
+        Command::Demo { dir, listen } => {
+            init_logging("info", false);
+            crate::demo::run(&dir, &listen)
+                .await
+                .map_err(Failure::Other)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Init => {
             init_logging("warn", false);
             init(&cli.config).await
@@ -261,7 +296,7 @@ async fn execute(cli: Cli) -> CliResult {
                 init_logging("warn", false);
                 Failure::Usage(e.to_string())
             })?;
-            let daemon = matches!(command, Command::Run);
+            let daemon = matches!(command, Command::Run | Command::Serve);
             let json_logs = settings.daemon.log_format.as_deref() == Some("json");
             init_logging(if daemon { "info" } else { "warn" }, daemon && json_logs);
             let store = Store::open(&settings.database.url).await.map_err(|e| {
@@ -340,7 +375,10 @@ const INGEST_BATCH_BYTES: usize = 8 * 1024 * 1024;
 impl Context {
     async fn run(&self, command: Command) -> CliResult {
         match command {
-            Command::Users(UsersCommand::Import { file }) => self.import_users(&file).await,
+            Command::Users(UsersCommand::Import { file, no_invite }) => {
+                self.import_users(&file, !no_invite).await
+            }
+            Command::Users(UsersCommand::Invite { emails }) => self.invite(&emails).await,
             Command::Ingest { json, files, .. } => self.ingest(&files, json).await,
             Command::Ticket(command) => self.ticket(command).await,
             Command::Suspended(command) => self.suspended(command).await,
@@ -353,21 +391,67 @@ impl Context {
                     .map_err(Failure::Usage)?;
                 Ok(ExitCode::SUCCESS)
             }
+            Command::Serve => {
+                if matches!(self.clock, Clock::Fixed(_)) {
+                    tracing::warn!("serve runs on the real clock; --now is not used");
+                }
+                crate::daemon::serve(self.settings.clone(), self.store.clone(), Clock::System)
+                    .await
+                    .map_err(Failure::Usage)?;
+                Ok(ExitCode::SUCCESS)
+            }
             Command::Check => self.check().await,
-            Command::Init | Command::Extract { .. } => {
+            Command::Init | Command::Extract { .. } | Command::Demo { .. } => {
                 unreachable!("handled before loading the config")
             }
         }
     }
 
-    async fn import_users(&self, file: &Path) -> CliResult {
+    async fn import_users(&self, file: &Path, invite: bool) -> CliResult {
         let data = std::fs::read(file)
             .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", file.display())))?;
         let entries = crate::directory::parse(&data).map_err(|e| {
             Failure::Other(format!("{}: {e}; nothing was imported", file.display()))
         })?;
-        crate::directory::import(&self.store, &entries).await?;
+        let new = crate::directory::import(&self.store, &entries).await?;
         eprintln!("imported {} people from {}", entries.len(), file.display());
+        if invite {
+            let customers: Vec<_> = new.into_iter().filter(|p| p.role != Role::Agent).collect();
+            let queued = crate::accounts::invite(
+                &self.store,
+                &self.settings.policy(),
+                &customers,
+                self.clock.now(),
+            )
+            .await?;
+            eprintln!("queued {queued} invitation(s) to the help center");
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+
+    async fn invite(&self, emails: &[String]) -> CliResult {
+        let mut conn = self.store.acquire().await?;
+        let people = if emails.is_empty() {
+            store::accounts::people_without_password(&mut conn).await?
+        } else {
+            let mut people = Vec::new();
+            for email in emails {
+                let person = store::directory::person_by_email(&mut conn, email)
+                    .await?
+                    .ok_or_else(|| Failure::Other(format!("{email} is not in the directory")))?;
+                people.push(person);
+            }
+            people
+        };
+        drop(conn);
+        let queued = crate::accounts::invite(
+            &self.store,
+            &self.settings.policy(),
+            &people,
+            self.clock.now(),
+        )
+        .await?;
+        eprintln!("queued {queued} invitation(s) to the help center");
         Ok(ExitCode::SUCCESS)
     }
 

@@ -259,14 +259,33 @@ pub struct SmtpSettings {
 pub struct WebSettings {
     #[serde(default = "default_base_url")]
     pub base_url: String,
+    /// `127.0.0.1:8080` serves the help center (`run` and `serve`); off
+    /// when absent.
+    pub listen: Option<String>,
+    /// Files of one request or comment in the help center, in all.
+    #[serde(default = "default_upload_bytes")]
+    pub max_upload_bytes: u64,
+    /// Files per request or comment.
+    #[serde(default = "default_upload_files")]
+    pub max_upload_files: usize,
 }
 
 impl Default for WebSettings {
     fn default() -> Self {
         Self {
             base_url: default_base_url(),
+            listen: None,
+            max_upload_bytes: default_upload_bytes(),
+            max_upload_files: default_upload_files(),
         }
     }
+}
+
+fn default_upload_bytes() -> u64 {
+    20 * 1024 * 1024
+}
+fn default_upload_files() -> usize {
+    10
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -571,6 +590,16 @@ impl Settings {
                 self.database.url
             ));
         }
+        if let Some(listen) = &self.web.listen {
+            if listen.parse::<std::net::SocketAddr>().is_err() {
+                return Err(format!(
+                    "[web] listen = {listen:?} is not an address like 127.0.0.1:8080"
+                ));
+            }
+        }
+        if self.web.max_upload_bytes == 0 || self.web.max_upload_files == 0 {
+            return Err("[web] max_upload_bytes and max_upload_files must be at least 1".into());
+        }
         if !self.web.base_url.starts_with("http://") && !self.web.base_url.starts_with("https://") {
             return Err(format!(
                 "[web] base_url = {:?} must be an http(s) URL",
@@ -684,6 +713,12 @@ retry_max_age_hours = 48
 [web]
 # Ticket links in notifications: {base_url}/tickets/{id}
 base_url = "https://help.example.com"
+# The help center, served by `run` and `serve` on this address (put a TLS
+# proxy in front of it; cookies are Secure when base_url is https).
+# listen = "127.0.0.1:8080"
+# Files of one request or comment, in all and how many.
+# max_upload_bytes = 20971520
+# max_upload_files = 10
 
 [security]
 # Signs reply tokens and rating links. Change it, and keep it secret.

@@ -1,5 +1,6 @@
 //! `ticketgate run`: wiring only. It starts the IMAP poller, the outbox
-//! worker, the scheduler and the metrics endpoint on one thread, and stops
+//! worker, the scheduler, the help center (when `[web] listen` is set) and
+//! the metrics endpoint on one thread, and stops
 //! them together on SIGTERM or SIGINT: each task watches the same
 //! cancellation token, abandons network waits at once and never leaves a
 //! message acknowledged that is not committed.
@@ -34,8 +35,16 @@ pub async fn run(settings: Settings, store: Store, clock: Clock) -> Result<(), S
         ),
         None => None,
     };
+    let web_listener = bind_web(&settings).await?;
     let metrics = Arc::new(Metrics::default());
     let outbox_due = Arc::new(Notify::new());
+    let web = Arc::new(crate::web::Web::new(
+        &settings,
+        store.clone(),
+        clock,
+        metrics.clone(),
+        outbox_due.clone(),
+    ));
     let pipeline = Arc::new(Pipeline::new(&settings));
     let shutdown = CancellationToken::new();
     let poller = settings.imap.as_ref().map(|imap| {
@@ -75,12 +84,62 @@ pub async fn run(settings: Settings, store: Store, clock: Clock) -> Result<(), S
         crate::scheduler::run(&store, settings.policy.reopen_days, clock, shutdown.clone()),
         async {
             if let Some(listener) = metrics_listener {
-                crate::metrics::serve(&metrics, &store, clock, listener, shutdown.clone()).await;
+                crate::metrics::serve(
+                    metrics.clone(),
+                    store.clone(),
+                    clock,
+                    listener,
+                    shutdown.clone(),
+                )
+                .await;
+            }
+        },
+        async {
+            if let Some(listener) = web_listener {
+                if let Err(e) = crate::web::serve(web, listener, shutdown.clone()).await {
+                    tracing::error!("help center: {e}");
+                }
             }
         },
     );
     tracing::info!("ticketgate stopped");
     Ok(())
+}
+
+/// The help center's address, bound at start so that a taken port stops
+/// start-up with a clear message.
+pub async fn bind_web(settings: &Settings) -> Result<Option<tokio::net::TcpListener>, String> {
+    let Some(address) = &settings.web.listen else {
+        return Ok(None);
+    };
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|e| format!("[web] listen {address}: {e}"))?;
+    tracing::info!(
+        "help center on http://{address} ({})",
+        settings.web.base_url
+    );
+    Ok(Some(listener))
+}
+
+/// `ticketgate serve`: the help center alone, until SIGTERM or SIGINT.
+pub async fn serve(settings: Settings, store: Store, clock: Clock) -> Result<(), String> {
+    let Some(listener) = bind_web(&settings).await? else {
+        return Err("[web] listen is not set: the help center has no address".into());
+    };
+    let web = Arc::new(crate::web::Web::new(
+        &settings,
+        store,
+        clock,
+        Arc::new(Metrics::default()),
+        Arc::new(Notify::new()),
+    ));
+    let shutdown = CancellationToken::new();
+    let (served, ()) = tokio::join!(
+        crate::web::serve(web, listener, shutdown.clone()),
+        signals(shutdown.clone())
+    );
+    served.map_err(|e| format!("help center: {e}"))
 }
 
 /// Cancels `shutdown` on SIGTERM or SIGINT, and ends the process if the

@@ -2,7 +2,7 @@
 //! every row is checked before anything is written, so a bad file changes
 //! nothing.
 
-use crate::domain::sender::Role;
+use crate::domain::sender::{Person, Role};
 use crate::store::{self, Store};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,11 +101,17 @@ fn is_plausible_email(email: &str) -> bool {
 }
 
 /// Writes the entries in one transaction: all or nothing.
-pub async fn import(store: &Store, entries: &[Entry]) -> Result<(), sqlx::Error> {
+/// Loads or updates the entries in one transaction; returns the people
+/// who were not in the directory before (whom an invitation welcomes).
+pub async fn import(store: &Store, entries: &[Entry]) -> Result<Vec<Person>, sqlx::Error> {
     let mut tx = store.begin().await?;
+    let mut new = Vec::new();
     for entry in entries {
         let organization_id =
             store::directory::upsert_organization(&mut tx, &entry.organization).await?;
+        let known = store::directory::person_by_email(&mut tx, &entry.email)
+            .await?
+            .is_some();
         store::directory::upsert_person(
             &mut tx,
             organization_id,
@@ -115,8 +121,12 @@ pub async fn import(store: &Store, entries: &[Entry]) -> Result<(), sqlx::Error>
             &entry.locale,
         )
         .await?;
+        if !known {
+            new.extend(store::directory::person_by_email(&mut tx, &entry.email).await?);
+        }
     }
-    tx.commit().await
+    tx.commit().await?;
+    Ok(new)
 }
 
 #[cfg(test)]

@@ -14,6 +14,8 @@
 //!   the pipeline (`process`): parse → facts → decide → write.
 //! - [`acts`]: what people do at the CLI or in the help center, decided by
 //!   the same rules as mail.
+//! - [`web`]: the help center (SPEC section 9) on axum; [`accounts`]:
+//!   invitations, passwords, sessions and sign-in throttling.
 //! - [`rating`]: ratings by the links of solved notices.
 //! - [`outbound`]: notifications rendered from the context they were
 //!   queued with (render), composed (compose), delivered (deliver, over a
@@ -21,8 +23,9 @@
 //! - [`store`]: all SQL; `facts` reads what a batch needs, `write` carries
 //!   decisions out.
 //! - [`daemon`]: `ticketgate run`, wiring only: the poller, the outbox
-//!   worker, the [`scheduler`] and the [`metrics`] endpoint under one
-//!   cancellation token.
+//!   worker, the [`scheduler`], the help center and the [`metrics`]
+//!   endpoint under one cancellation token; and `ticketgate serve`.
+//! - [`demo`]: `ticketgate demo`, a first look in one command.
 //! - [`cli`]: the command-line contract (SPEC section 8).
 //! - [`config`]: the TOML configuration, validated, paths resolved.
 //! - [`directory`]: the customer directory from CSV.
@@ -40,11 +43,13 @@
 //!        ─▶ sent | retry later | failed | suppressed   (bounces: bounced)
 //! ```
 
+pub mod accounts;
 pub mod acts;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod demo;
 pub mod directory;
 pub mod domain;
 pub mod inbound;
@@ -54,3 +59,4 @@ pub mod rating;
 pub mod reply;
 pub mod scheduler;
 pub mod store;
+pub mod web;

@@ -1,112 +1,201 @@
-//! Counters and gauges of the daemon, and the Prometheus text it serves at
-//! `/metrics` (`[daemon] metrics_listen`). The counters live in memory; the
-//! outbox gauges are read from the database at each scrape.
+//! Counters and gauges of the daemon and the help center, in Prometheus
+//! text at `/metrics` (`[daemon] metrics_listen`, an address of its own so
+//! that it need not be public like the help center). The counters live in
+//! memory; the outbox gauges are read from the database at each scrape.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
-use crate::inbound::process::{Outcome, Report};
+use crate::inbound::process::Report;
 use crate::store::{self, Store};
 
-const OUTCOMES: &[Outcome] = <Outcome as strum::VariantArray>::VARIANTS;
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
 
-#[derive(Default)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabel {
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabel {
+    status: u16,
+}
+
 pub struct Metrics {
-    messages: [AtomicU64; 7],
-    imap_connected: AtomicBool,
-    imap_waiting: AtomicU64,
+    registry: Registry,
+    messages: Family<OutcomeLabel, Counter>,
+    web_requests: Family<StatusLabel, Counter>,
+    imap_connected: Gauge,
+    imap_waiting: Gauge,
+    outbox: Family<StateLabel, Gauge>,
+    outbox_oldest: Gauge<u64, AtomicU64>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("ticketgate");
+        let messages = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "messages",
+            "Messages processed, by outcome",
+            messages.clone(),
+        );
+        let web_requests = Family::<StatusLabel, Counter>::default();
+        registry.register(
+            "web_requests",
+            "Help center answers, by HTTP status",
+            web_requests.clone(),
+        );
+        let imap_connected = Gauge::default();
+        registry.register(
+            "imap_connected",
+            "1 while the mailbox is connected",
+            imap_connected.clone(),
+        );
+        let imap_waiting = Gauge::default();
+        registry.register(
+            "imap_waiting_messages",
+            "Messages in the mailbox not yet processed",
+            imap_waiting.clone(),
+        );
+        let outbox = Family::<StateLabel, Gauge>::default();
+        registry.register("outbox_messages", "Outbox rows by state", outbox.clone());
+        let outbox_oldest = Gauge::<u64, AtomicU64>::default();
+        registry.register(
+            "outbox_oldest_queued_seconds",
+            "Age of the oldest queued outbox row",
+            outbox_oldest.clone(),
+        );
+        // Every outcome from the start, zero too, so rates can be taken.
+        for outcome in <crate::inbound::process::Outcome as strum::VariantArray>::VARIANTS {
+            messages
+                .get_or_create(&OutcomeLabel {
+                    outcome: outcome.as_str(),
+                })
+                .inc_by(0);
+        }
+        Metrics {
+            registry,
+            messages,
+            web_requests,
+            imap_connected,
+            imap_waiting,
+            outbox,
+            outbox_oldest,
+        }
+    }
 }
 
 impl Metrics {
     pub fn count(&self, reports: &[Report]) {
         for report in reports {
-            let index = OUTCOMES
-                .iter()
-                .position(|o| *o == report.outcome)
-                .expect("all outcomes listed");
-            self.messages[index].fetch_add(1, Ordering::Relaxed);
+            self.messages
+                .get_or_create(&OutcomeLabel {
+                    outcome: report.outcome.as_str(),
+                })
+                .inc();
         }
+    }
+
+    pub fn count_web_request(&self, status: u16) {
+        self.web_requests
+            .get_or_create(&StatusLabel { status })
+            .inc();
     }
 
     pub fn set_imap_connected(&self, connected: bool) {
-        self.imap_connected.store(connected, Ordering::Relaxed);
+        self.imap_connected.set(i64::from(connected));
     }
 
     pub fn set_imap_waiting(&self, waiting: u64) {
-        self.imap_waiting.store(waiting, Ordering::Relaxed);
+        self.imap_waiting
+            .set(waiting.try_into().unwrap_or(i64::MAX));
     }
 
-    /// Prometheus text format.
+    /// Prometheus text format, the outbox gauges read now.
     pub async fn render(&self, store: &Store, now: i64) -> String {
-        let mut out = String::from("# TYPE ticketgate_messages_total counter\n");
-        for (outcome, counter) in OUTCOMES.iter().zip(&self.messages) {
-            out.push_str(&format!(
-                "ticketgate_messages_total{{outcome=\"{}\"}} {}\n",
-                outcome.as_str(),
-                counter.load(Ordering::Relaxed)
-            ));
-        }
-        out.push_str(&format!(
-            "# TYPE ticketgate_imap_connected gauge\nticketgate_imap_connected {}\n",
-            u8::from(self.imap_connected.load(Ordering::Relaxed))
-        ));
-        out.push_str(&format!(
-            "# TYPE ticketgate_imap_waiting_messages gauge\nticketgate_imap_waiting_messages {}\n",
-            self.imap_waiting.load(Ordering::Relaxed)
-        ));
         let health = match store.acquire().await {
             Ok(mut conn) => store::outbox::health(&mut conn, now).await,
             Err(e) => Err(e),
         };
         match health {
             Ok((states, oldest)) => {
-                out.push_str("# TYPE ticketgate_outbox_messages gauge\n");
                 for (state, count) in states {
-                    out.push_str(&format!(
-                        "ticketgate_outbox_messages{{state=\"{state}\"}} {count}\n"
-                    ));
+                    self.outbox
+                        .get_or_create(&StateLabel {
+                            state: state.to_string(),
+                        })
+                        .set(count);
                 }
-                out.push_str(&format!(
-                    "# TYPE ticketgate_outbox_oldest_queued_seconds gauge\nticketgate_outbox_oldest_queued_seconds {}\n",
-                    oldest.unwrap_or(0)
-                ));
+                self.outbox_oldest
+                    .set(oldest.unwrap_or(0).try_into().unwrap_or(0));
             }
             Err(error) => tracing::warn!("metrics: database error: {error}"),
+        }
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::warn!("metrics: {e}");
         }
         out
     }
 }
 
+struct Scrape {
+    metrics: Arc<Metrics>,
+    store: Store,
+    clock: Clock,
+}
+
 /// Serves `GET /metrics` on `listener` until shutdown.
 pub async fn serve(
-    metrics: &Metrics,
-    store: &Store,
+    metrics: Arc<Metrics>,
+    store: Store,
     clock: Clock,
     listener: tokio::net::TcpListener,
     shutdown: CancellationToken,
 ) {
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = shutdown.cancelled() => return,
-        };
-        let Ok((mut socket, _)) = accepted else {
-            continue;
-        };
-        let mut request = [0u8; 1024];
-        let n = socket.read(&mut request).await.unwrap_or(0);
-        let response = if request[..n].starts_with(b"GET /metrics") {
-            let body = metrics.render(store, clock.now()).await;
-            format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            )
-        } else {
-            "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string()
-        };
-        let _ = socket.write_all(response.as_bytes()).await;
+    let scrape = Arc::new(Scrape {
+        metrics,
+        store,
+        clock,
+    });
+    let app = Router::new()
+        .route("/metrics", get(metrics_page))
+        .with_state(scrape);
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+    {
+        tracing::error!("metrics endpoint: {e}");
     }
+}
+
+async fn metrics_page(State(scrape): State<Arc<Scrape>>) -> impl IntoResponse {
+    let body = scrape
+        .metrics
+        .render(&scrape.store, scrape.clock.now())
+        .await;
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
 }

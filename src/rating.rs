@@ -30,3 +30,25 @@ pub async fn rate(
         .await?
         .map(|_| id))
 }
+
+/// What the rating page shows for a link: the ticket it rates, or why the
+/// link does not rate anything (any more). Reads only: opening the link
+/// records nothing, however often a mail scanner opens it.
+pub async fn check(
+    acts: &Acts,
+    store: &Store,
+    token: &str,
+) -> Result<Result<crate::domain::ticket::Ticket, Refusal>, sqlx::Error> {
+    let Some(id) = rating_ticket(token) else {
+        return Ok(Err(Refusal::InvalidLink));
+    };
+    let mut wanted = Wanted::default();
+    wanted.tickets.insert(id);
+    let mut conn = store.read().await?;
+    let world = crate::store::facts::load(&mut conn, store.backend, &wanted, None).await?;
+    Ok(crate::domain::decide::rateable_ticket(
+        &world,
+        acts.policy(),
+        token,
+    ))
+}

@@ -308,10 +308,16 @@ fn free_port() -> u16 {
 }
 
 fn scrape(port: u16) -> String {
+    get(port, "/metrics")
+}
+
+fn get(port: u16, path: &str) -> String {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
         .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
@@ -393,6 +399,11 @@ fn polling_flagging_oversized_mail_and_metrics() {
     assert!(
         metrics.contains("ticketgate_outbox_oldest_queued_seconds"),
         "{metrics}"
+    );
+    assert!(metrics.contains("# HELP ticketgate_messages"), "{metrics}");
+    assert!(
+        get(port, "/metricsXYZ").starts_with("HTTP/1.1 404"),
+        "only /metrics is served"
     );
     assert!(daemon.terminate().success());
 

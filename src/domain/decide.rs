@@ -506,6 +506,31 @@ pub fn solve(
     }
 }
 
+/// Solving by a person in the help center: the requester's organization's
+/// key users and agents may, members may not; a ticket the person may not
+/// see does not exist for them.
+pub fn solve_as(
+    world: &mut World,
+    policy: &Policy,
+    email: &str,
+    ticket_id: i64,
+    now: i64,
+) -> Result<Decision, Refusal> {
+    let person = world
+        .person(email)
+        .cloned()
+        .ok_or_else(|| Refusal::NotAllowed(email.to_string()))?;
+    let ticket = world
+        .tickets
+        .get(&ticket_id)
+        .filter(|t| person.may_read(t.organization_id))
+        .ok_or(Refusal::NoSuchTicket(ticket_id))?;
+    if !person.may_write_on(ticket.organization_id) {
+        return Err(Refusal::NotAllowed(person.email));
+    }
+    solve(world, policy, ticket_id, now)
+}
+
 fn new_ticket(
     world: &mut World,
     policy: &Policy,
@@ -872,6 +897,7 @@ fn ticket_notice(
         rating,
         subject: subject.clone(),
         reopen_days: policy.reopen_days,
+        link: String::new(),
     };
     Notice {
         event,
@@ -899,22 +925,11 @@ pub fn rating_ticket(token: &str) -> Option<i64> {
     token.split_once('-').and_then(|(id, _)| id.parse().ok())
 }
 
-/// A rating by the link of a solved notice: valid for the solve it was
-/// issued for, changeable while the ticket stays solved.
-pub fn rate(
-    world: &mut World,
-    policy: &Policy,
-    token: &str,
-    rating: super::ticket::Rating,
-    comment: Option<String>,
-    now: i64,
-) -> Result<Decision, Refusal> {
+/// The ticket a rating link may rate: the link is signed for its current
+/// solve, and the ticket is still solved.
+pub fn rateable_ticket(world: &World, policy: &Policy, token: &str) -> Result<Ticket, Refusal> {
     let id = rating_ticket(token).ok_or(Refusal::InvalidLink)?;
-    let ticket = world
-        .tickets
-        .get(&id)
-        .cloned()
-        .ok_or(Refusal::InvalidLink)?;
+    let ticket = world.tickets.get(&id).ok_or(Refusal::InvalidLink)?;
     // A link of another solve fails verification like a forged one.
     if policy
         .signer
@@ -926,6 +941,20 @@ pub fn rate(
     if ticket.status != Status::Solved {
         return Err(Refusal::NotRateable(id));
     }
+    Ok(ticket.clone())
+}
+
+/// A rating by the link of a solved notice: valid for the solve it was
+/// issued for, changeable while the ticket stays solved.
+pub fn rate(
+    world: &mut World,
+    policy: &Policy,
+    token: &str,
+    rating: super::ticket::Rating,
+    comment: Option<String>,
+    now: i64,
+) -> Result<Decision, Refusal> {
+    let ticket = rateable_ticket(world, policy, token)?;
     let rated = Ticket {
         rating: Some(rating),
         rating_comment: comment.filter(|c| !c.trim().is_empty()),

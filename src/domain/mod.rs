@@ -1,6 +1,7 @@
 //! The rules of ticketgate as plain functions over plain types: no I/O, no
 //! clock, no database. Everything here is tested without servers.
 //!
+//! - [`account`]: passwords, links, sessions and sign-in throttling.
 //! - [`mail`]: an inbound message, decoded.
 //! - [`classify`]: machine mail (loops, bounces, auto-replies).
 //! - [`sender`]: roles, and whether a From can be believed.
@@ -10,6 +11,7 @@
 //! - [`decide`]: facts and a message (or an act) in, one decision out.
 //! - [`retry`]: when to try a delivery or a peer again.
 
+pub mod account;
 pub mod classify;
 pub mod decide;
 pub mod mail;

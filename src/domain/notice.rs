@@ -17,6 +17,8 @@ text_enum! {
         AgentNewTicket,
         AgentCustomerReply,
         UrgentTicket,
+        Invitation,
+        PasswordReset,
     }
 }
 
@@ -25,6 +27,12 @@ impl Event {
     /// (`Auto-Submitted: auto-generated`, subject to the rate limit).
     pub fn is_automatic(self) -> bool {
         self != Event::AgentReply
+    }
+
+    /// Mail about a help center account (SPEC 5): no ticket, no delimiter,
+    /// and outside the per-recipient rate limit.
+    pub fn is_account(self) -> bool {
+        matches!(self, Event::Invitation | Event::PasswordReset)
     }
 }
 
@@ -75,6 +83,9 @@ pub struct Context {
     /// The subject of the customer's message (for notices without ticket).
     pub subject: String,
     pub reopen_days: i64,
+    /// An account mail's activation or reset link.
+    #[serde(default)]
+    pub link: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -71,6 +71,25 @@ text_enum! {
     }
 }
 
+impl Category {
+    /// The name customers choose from in the help center.
+    pub fn label(self, locale: &str) -> &'static str {
+        let english = locale.starts_with("en");
+        match (self, english) {
+            (Category::CustomerSupport, false) => "Kundensupport",
+            (Category::CustomerSupport, true) => "Customer support",
+            (Category::OnboardingCsm, false) => "Onboarding (Customer Success)",
+            (Category::OnboardingCsm, true) => "Onboarding (customer success)",
+            (Category::Billing, false) => "Abo, Lizenz und Rechnungen",
+            (Category::Billing, true) => "Subscription, licence and invoices",
+            (Category::DeveloperSupport, false) => "Entwickler-Support",
+            (Category::DeveloperSupport, true) => "Developer support",
+            (Category::PartnerCustomCode, false) => "Partner Custom Code",
+            (Category::PartnerCustomCode, true) => "Partner custom code",
+        }
+    }
+}
+
 text_enum! {
     pub enum Rating {
         Good,

@@ -135,7 +135,7 @@ impl<T: Transport> Deliverer<T> {
             }
             let mut new: Vec<&str> = round
                 .iter()
-                .filter(|row| row.automatic() && !self.policy.is_staff(row.to()))
+                .filter(|row| row.rate_limited() && !self.policy.is_staff(row.to()))
                 .map(Due::to)
                 .filter(|to| !sent.contains_key(*to))
                 .collect();
@@ -187,7 +187,7 @@ impl<T: Transport> Deliverer<T> {
         now: i64,
         sent: &mut HashMap<String, i64>,
     ) -> Result<lettre::Message, Mark> {
-        if row.automatic() && !self.policy.is_staff(row.to()) {
+        if row.rate_limited() && !self.policy.is_staff(row.to()) {
             let count = sent.entry(row.to().to_string()).or_default();
             if *count >= self.policy.rate_limit_per_hour {
                 let reason = format!(

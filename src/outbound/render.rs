@@ -113,6 +113,16 @@ impl Renderer {
             .html
             .render(&html_name, context)
             .map_err(|e| failed(&html_name, e))?;
+        if event.is_account() {
+            // No ticket to answer: a reply is mail like any other.
+            return Ok(Body {
+                text: text.trim_start().to_string(),
+                html: format!(
+                    "<div style=\"font-family:sans-serif\">\n{}</div>\n",
+                    html.trim_start()
+                ),
+            });
+        }
         Ok(Body {
             text: format!("{DELIMITER}\n\n{}", text.trim_start()),
             html: format!(
@@ -157,6 +167,7 @@ pub fn sample_context() -> Context {
         }),
         subject: "Frage".into(),
         reopen_days: 14,
+        link: "https://help.example.com/activate/x".into(),
     }
 }
 
@@ -180,7 +191,10 @@ mod tests {
     #[test]
     fn every_event_renders_in_both_languages_with_the_delimiter_first() {
         let renderer = Renderer::load(None).unwrap();
-        for event in <Event as strum::VariantArray>::VARIANTS {
+        let ticket_events = <Event as strum::VariantArray>::VARIANTS
+            .iter()
+            .filter(|e| !e.is_account());
+        for event in ticket_events {
             for locale in LOCALES {
                 let body = renderer.render(*event, locale, &sample_context()).unwrap();
                 let first_text = body.text.lines().find(|l| !l.trim().is_empty()).unwrap();

@@ -9,8 +9,10 @@
 //! - [`write`]: carries a batch of decisions out, a few multi-row
 //!   statements in the caller's transaction.
 //! - the rest, one module per table family: [`directory`], [`tickets`],
-//!   [`messages`], [`outbox`], [`suspended`], [`blobs`], [`imap_state`].
+//!   [`messages`], [`outbox`], [`suspended`], [`blobs`], [`imap_state`],
+//!   [`accounts`].
 
+pub mod accounts;
 pub mod blobs;
 pub mod directory;
 pub mod facts;
@@ -77,6 +79,10 @@ text_columns!(
     Outcome,
     Reason
 );
+
+/// Read-only SQLite connections: one per core of a small server is enough
+/// to keep both busy.
+const READERS: u32 = 4;
 
 /// Values bound per statement at most: SQLite allows 32,766, PostgreSQL
 /// 65,535.
@@ -171,6 +177,10 @@ pub enum Backend {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// SQLite: read-only connections beside the one writer, so that the
+    /// help center's pages are read in parallel (WAL lets readers run
+    /// while a write commits). PostgreSQL reads from `pool`.
+    readers: Option<AnyPool>,
     pub backend: Backend,
 }
 
@@ -214,9 +224,39 @@ impl Store {
             })
             .connect_with(options)
             .await?;
-        let store = Store { pool, backend };
+        let mut store = Store {
+            pool,
+            readers: None,
+            backend,
+        };
         store.migrate().await?;
+        if backend == Backend::Sqlite && !url.contains(":memory:") {
+            store.readers = Some(Self::readers(&url).await?);
+        }
         Ok(store)
+    }
+
+    async fn readers(url: &str) -> Result<AnyPool, sqlx::Error> {
+        let url = url.replace("mode=rwc", "mode=ro");
+        let options = AnyConnectOptions::from_str(&url)?.disable_statement_logging();
+        AnyPoolOptions::new()
+            .max_connections(READERS)
+            .min_connections(0)
+            .acquire_timeout(std::time::Duration::from_secs(5))
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute("PRAGMA busy_timeout = 5000").await?;
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+    }
+
+    /// A connection for reading only (pages, lists). On SQLite it never
+    /// waits for the writer.
+    pub async fn read(&self) -> Result<sqlx::pool::PoolConnection<Any>, sqlx::Error> {
+        self.readers.as_ref().unwrap_or(&self.pool).acquire().await
     }
 
     async fn migrate(&self) -> Result<(), sqlx::Error> {
@@ -250,6 +290,9 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        if let Some(readers) = &self.readers {
+            readers.close().await;
+        }
         self.pool.close().await
     }
 }

@@ -145,6 +145,12 @@ impl Due {
     pub fn automatic(&self) -> bool {
         self.automatic != 0
     }
+
+    /// Automatic mail about tickets counts toward the per-recipient limit
+    /// and is held by it; account mails have their own limit (SPEC 5).
+    pub fn rate_limited(&self) -> bool {
+        self.automatic() && !self.event.is_account()
+    }
 }
 
 /// Claims up to `limit` due rows, oldest due first: counts the attempt
@@ -297,7 +303,8 @@ pub async fn automatic_sent_since(
         .collect();
     let sql = format!(
         "SELECT recipients, COUNT(*) FROM outbox
-         WHERE automatic = 1 AND state IN ($1, $2) AND sent_at >= $3 AND recipients IN ({})
+         WHERE automatic = 1 AND event NOT IN ('invitation', 'password_reset')
+           AND state IN ($1, $2) AND sent_at >= $3 AND recipients IN ({})
          GROUP BY recipients",
         (4..4 + recipients.len())
             .map(|i| format!("${i}"))

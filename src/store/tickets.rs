@@ -242,3 +242,65 @@ pub async fn view(conn: &mut Conn, id: i64) -> Result<Option<TicketView>, sqlx::
         solve_count,
     }))
 }
+
+/// Whose tickets a help center list shows.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope {
+    Requester(i64),
+    Organization(i64),
+    All,
+}
+
+/// One page of a list, latest activity first; `limit + 1` rows are read
+/// so the caller knows whether there is a next page.
+pub async fn page(
+    conn: &mut Conn,
+    scope: Scope,
+    status: Option<Status>,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<TicketSummary>, sqlx::Error> {
+    let (column, id) = match scope {
+        Scope::Requester(id) => ("t.requester_id", Some(id)),
+        Scope::Organization(id) => ("t.organization_id", Some(id)),
+        Scope::All => ("t.id", None),
+    };
+    let sql = format!(
+        "{SUMMARY} WHERE (CAST($1 AS INTEGER) IS NULL OR {column} = $1)
+           AND (CAST($2 AS TEXT) IS NULL OR t.status = $2)
+         ORDER BY t.updated_at DESC, t.id DESC LIMIT $3 OFFSET $4"
+    );
+    sqlx::query_as(&sql)
+        .bind(id)
+        .bind(status)
+        .bind(limit + 1)
+        .bind(offset)
+        .fetch_all(&mut *conn)
+        .await
+}
+
+/// An attachment of a ticket, with its contents' hash and whether its
+/// comment is public.
+#[derive(Debug, sqlx::FromRow)]
+pub struct AttachmentFile {
+    pub filename: String,
+    pub content_type: String,
+    pub sha256: String,
+    pub public: i64,
+}
+
+pub async fn attachment(
+    conn: &mut Conn,
+    ticket_id: i64,
+    attachment_id: i64,
+) -> Result<Option<AttachmentFile>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT a.filename, a.content_type, a.sha256, c.public
+         FROM attachments a JOIN comments c ON c.id = a.comment_id
+         WHERE a.id = $1 AND c.ticket_id = $2",
+    )
+    .bind(attachment_id)
+    .bind(ticket_id)
+    .fetch_optional(&mut *conn)
+    .await
+}

@@ -509,3 +509,28 @@ fn later_messages_of_a_batch_see_what_earlier_ones_did() {
     assert_eq!(decision.ticket, Some((id, Status::Open)));
     assert_eq!(decision.outcome, Outcome::Appended);
 }
+
+#[test]
+fn in_the_help_center_key_users_and_agents_solve_members_and_strangers_do_not() {
+    let cases = [
+        (anna(), Ok(Status::Solved)),
+        (lena(), Ok(Status::Solved)),
+        (peter(), Err(Refusal::NotAllowed(peter().email))),
+        (john(), Err(Refusal::NoSuchTicket(7))),
+    ];
+    for (who, expected) in cases {
+        let mut world = world_with(Status::Pending, None);
+        let got = solve_as(&mut world, &policy(), &who.email, 7, NOW).map(|d| d.ticket.unwrap().1);
+        assert_eq!(got, expected, "{}", who.email);
+        let status = world.tickets[&7].status;
+        let expected_status = if got.is_ok() {
+            Status::Solved
+        } else {
+            Status::Pending
+        };
+        assert_eq!(status, expected_status, "{}", who.email);
+    }
+    let mut world = world_with(Status::Pending, None);
+    let decision = solve_as(&mut world, &policy(), &anna().email, 7, NOW).unwrap();
+    assert_eq!(events(&decision), vec![(Event::TicketSolved, anna().email)]);
+}
