@@ -63,13 +63,14 @@ fn main() {
         ),
     )
     .unwrap();
-    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_ticketgate"))
+    let server = std::process::Command::new(env!("CARGO_BIN_EXE_ticketgate"))
         .arg("--config")
         .arg(&config)
         .arg("serve")
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    let server = Server(server);
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "serve did not start");
@@ -81,8 +82,7 @@ fn main() {
         .build()
         .unwrap();
     let results = load.block_on(run_clients(port));
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
 
     let mut all: Vec<Duration> = results.iter().map(|(_, d)| *d).collect();
     println!(
@@ -105,6 +105,16 @@ fn main() {
             percentile(&mut these, 0.50),
             percentile(&mut these, 0.99)
         );
+    }
+}
+
+/// Stops the server however the bench ends.
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -251,7 +261,7 @@ async fn fill(url: &str) {
                 .bind(2 * org - 1)
                 .bind("customer_support")
                 .bind("normal")
-                .bind(statuses[(*t % 4) as usize])
+                .bind(statuses[(((t - 1) / ORGANIZATIONS) % 4) as usize])
                 .bind(BASE_TIME + t)
                 .bind(BASE_TIME + t)
                 .bind(0)

@@ -617,3 +617,61 @@ async fn a_member_reads_and_a_stranger_sees_nothing() {
     assert_eq!(site.ticket(1)["comments"].as_array().unwrap().len(), 1);
     browser.client.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_demo_prints_a_login_that_opens_the_sample_tickets() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let demo = Command::new(env!("CARGO_BIN_EXE_ticketgate"))
+        .args(["demo", "--dir"])
+        .arg(dir.path().join("demo"))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut demo = Process(demo);
+    wait_for_port(port, "ticketgate demo");
+    let mut printed = String::new();
+    {
+        use std::io::{BufRead, BufReader};
+        let mut lines = BufReader::new(demo.0.stdout.take().unwrap()).lines();
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            printed.push_str(&line);
+            printed.push('\n');
+            if line.trim_start().starts_with("password:") {
+                break;
+            }
+        }
+    }
+    let field = |name: &str| {
+        printed
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(name))
+            .unwrap_or_else(|| panic!("no {name} in:\n{printed}"))
+            .trim()
+            .to_string()
+    };
+    assert!(
+        printed.contains(&format!("http://127.0.0.1:{port}/login")),
+        "{printed}"
+    );
+    let (email, password) = (field("email:"), field("password:"));
+    assert_eq!(email, ANNA);
+
+    let browser = Browser::start().await;
+    browser
+        .goto(&format!("http://127.0.0.1:{port}/login"))
+        .await;
+    browser.fill("#email", &email).await;
+    browser.fill("#password", &password).await;
+    browser.click_text("Anmelden").await;
+    assert_eq!(browser.path().await, "/requests");
+    // Anna's sample mails made tickets; her organization has more.
+    let mine = browser.count("[data-ticket-id]").await;
+    assert!(mine >= 2, "{}", browser.source().await);
+    browser.click_text("Anfragen meiner Organisation").await;
+    assert!(browser.count("[data-ticket-id]").await > mine);
+    browser.client.close().await.unwrap();
+}

@@ -1147,3 +1147,61 @@ async fn users_import_invites_new_customers_once() {
         .unwrap();
     assert_eq!(count, 6);
 }
+
+#[tokio::test]
+async fn my_activities_filter_by_scope_and_status_and_page_by_25() {
+    let hc = HelpCenter::new().await;
+    let pipeline = ticketgate::inbound::process::Pipeline::new(&hc.settings);
+    let mails: Vec<Vec<u8>> = (1..=30)
+        .map(|n| {
+            let from = if n <= 27 { ANNA } else { common::JONAS };
+            Mail::new(from, &format!("Frage {n}"), "Text")
+                .render()
+                .into_bytes()
+        })
+        .collect();
+    pipeline
+        .process_batch(&hc.store, &mails, NOW)
+        .await
+        .unwrap();
+    let acts = ticketgate::acts::Acts::new(&hc.settings);
+    let mut wanted = ticketgate::store::facts::Wanted::default();
+    wanted.tickets.insert(3);
+    acts.run(&hc.store, wanted, NOW + 60, |world, policy| {
+        ticketgate::domain::decide::solve(world, policy, 3, NOW + 60)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+
+    let mut anna = hc.signed_in(ANNA).await;
+    let ids = |body: &str| -> Vec<(i64, String)> {
+        regex::Regex::new(r#"data-ticket-id="(\d+)" data-status="(\w+)""#)
+            .unwrap()
+            .captures_iter(body)
+            .map(|c| (c[1].parse().unwrap(), c[2].to_string()))
+            .collect()
+    };
+    let first = anna.get("/requests").await;
+    let page1 = ids(&first.body);
+    assert_eq!(page1.len(), 25);
+    assert_eq!(page1[0], (3, "solved".to_string()), "latest activity first");
+    let next = regex::Regex::new(r#"rel="next" href="([^"]+)""#)
+        .unwrap()
+        .captures(&first.body)
+        .map(|c| c[1].replace("&#x3D;", "=").replace("&amp;", "&"))
+        .unwrap();
+    assert_eq!(next, "/requests?scope=mine&page=2");
+    let page2 = ids(&anna.get("/requests?scope=mine&page=2").await.body);
+    assert_eq!(page2.len(), 2, "27 of Anna's own");
+    let organization = ids(&anna.get("/requests?scope=organization&page=2").await.body);
+    assert_eq!(organization.len(), 5, "30 of her organization");
+    let solved = ids(&anna
+        .get("/requests?scope=organization&status=solved")
+        .await
+        .body);
+    assert_eq!(solved, vec![(3, "solved".to_string())]);
+    let open = ids(&anna.get("/requests?status=open").await.body);
+    assert_eq!(open.len(), 25);
+    assert!(open.iter().all(|(_, s)| s == "open"));
+}

@@ -42,3 +42,5 @@ CREATE TABLE login_locks (
 -- "Meine Aktivitäten" lists by last activity.
 CREATE INDEX tickets_by_requester_activity ON tickets(requester_id, updated_at);
 CREATE INDEX tickets_by_org_activity ON tickets(organization_id, updated_at);
+-- An agent's "all requests".
+CREATE INDEX tickets_by_activity ON tickets(updated_at);

@@ -260,19 +260,46 @@ pub async fn page(
     limit: i64,
     offset: i64,
 ) -> Result<Vec<TicketSummary>, sqlx::Error> {
-    let (column, id) = match scope {
-        Scope::Requester(id) => ("t.requester_id", Some(id)),
-        Scope::Organization(id) => ("t.organization_id", Some(id)),
-        Scope::All => ("t.id", None),
+    // Conditions are left out rather than made optional (`$1 IS NULL OR
+    // …`): only a plain condition lets SQLite walk the activity index.
+    let mut conditions = Vec::new();
+    let mut n = 0;
+    let mut mark = || {
+        n += 1;
+        format!("${n}")
+    };
+    let scope_id = match scope {
+        Scope::Requester(id) => {
+            conditions.push(format!("t.requester_id = {}", mark()));
+            Some(id)
+        }
+        Scope::Organization(id) => {
+            conditions.push(format!("t.organization_id = {}", mark()));
+            Some(id)
+        }
+        Scope::All => None,
+    };
+    if status.is_some() {
+        conditions.push(format!("t.status = {}", mark()));
+    }
+    let filter = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conditions.join(" AND "))
     };
     let sql = format!(
-        "{SUMMARY} WHERE (CAST($1 AS INTEGER) IS NULL OR {column} = $1)
-           AND (CAST($2 AS TEXT) IS NULL OR t.status = $2)
-         ORDER BY t.updated_at DESC, t.id DESC LIMIT $3 OFFSET $4"
+        "{SUMMARY} {filter} ORDER BY t.updated_at DESC, t.id DESC LIMIT {} OFFSET {}",
+        mark(),
+        mark()
     );
-    sqlx::query_as(&sql)
-        .bind(id)
-        .bind(status)
+    let mut query = sqlx::query_as(&sql);
+    if let Some(id) = scope_id {
+        query = query.bind(id);
+    }
+    if let Some(status) = status {
+        query = query.bind(status);
+    }
+    query
         .bind(limit + 1)
         .bind(offset)
         .fetch_all(&mut *conn)
