@@ -1205,3 +1205,74 @@ async fn my_activities_filter_by_scope_and_status_and_page_by_25() {
     assert_eq!(open.len(), 25);
     assert!(open.iter().all(|(_, s)| s == "open"));
 }
+
+#[tokio::test]
+async fn a_closed_ticket_takes_no_comment_and_no_solve_but_offers_a_follow_up() {
+    let hc = HelpCenter::new().await;
+    let ticket = hc.annas_ticket().await;
+    let mut anna = hc.signed_in(ANNA).await;
+    anna.get(&format!("/tickets/{ticket}")).await;
+    anna.post_form(&format!("/tickets/{ticket}/solve"), &[])
+        .await;
+    let scheduler_now = NOW + 15 * 86_400;
+    let mut conn = hc.store.acquire().await.unwrap();
+    let closed = ticketgate::store::tickets::close_solved_before(
+        &mut conn,
+        ticketgate::domain::ticket::close_cutoff(scheduler_now, 14),
+        scheduler_now,
+    )
+    .await
+    .unwrap();
+    drop(conn);
+    assert_eq!(closed, vec![ticket]);
+
+    let page = anna.get(&format!("/tickets/{ticket}")).await;
+    assert!(page
+        .body
+        .contains(&format!("href=\"/requests/new?followup_of={ticket}\"")));
+    assert!(!page.body.contains("name=\"body\""), "no comment form");
+    let comment = anna
+        .post_multipart(
+            &format!("/tickets/{ticket}/comments"),
+            &[("body", "Noch eine Frage")],
+            &[],
+        )
+        .await;
+    assert_eq!(comment.status, StatusCode::FORBIDDEN);
+    let solve = anna
+        .post_form(&format!("/tickets/{ticket}/solve"), &[])
+        .await;
+    assert_eq!(solve.status, StatusCode::FORBIDDEN);
+    let view = hc.ticket(ticket).await;
+    assert_eq!(view.comments.len(), 1);
+    assert_eq!(view.status, ticketgate::domain::ticket::Status::Closed);
+
+    let form = anna
+        .get(&format!("/requests/new?followup_of={ticket}"))
+        .await;
+    assert!(
+        form.body.contains("value=\"Wareneingang hängt\""),
+        "{}",
+        form.body
+    );
+    let created = anna
+        .post_multipart(
+            "/requests",
+            &[
+                ("subject", "Wareneingang hängt"),
+                ("description", "Schon wieder."),
+                ("followup_of", &ticket.to_string()),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER);
+    let id: i64 = created
+        .location()
+        .strip_prefix("/tickets/")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(hc.ticket(id).await.followup_of, Some(ticket));
+    assert_eq!(hc.outbox_contexts("followup_created", ANNA).await.len(), 1);
+}
