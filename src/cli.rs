@@ -22,18 +22,46 @@ use crate::outbound::deliver::{Deliverer, Scope};
 use crate::store::facts::Wanted;
 use crate::store::{self, Store};
 
+const AFTER_HELP: &str = "\
+Configuration: --config FILE, else ticketgate.toml in the current directory;
+relative paths in it resolve against the file's directory. `ticketgate init`
+writes a commented sample.
+
+Exit codes: 0 success; 2 usage or configuration error (the message names the
+file, key or value); 1 any other failure (a ticket that does not exist, a
+database that cannot be reached, a failed check). `ingest --mta` exits 75
+(EX_TEMPFAIL) when a message could not be committed.
+
+Examples:
+  ticketgate demo
+  ticketgate --config /etc/ticketgate/ticketgate.toml check
+  ticketgate users import customers.csv
+  ticketgate ingest --json mail/*.eml
+  ticketgate ticket reply 12 --agent lena@example.com --body-file answer.txt --solve
+  ticketgate --now 2026-12-24T10:00:00Z tick";
+
 #[derive(Parser, Debug)]
 #[command(
     name = "ticketgate",
     version,
-    about = "Email-first support ticket gateway"
+    about = "Email-first support ticket gateway and help center",
+    long_about = "Email-first support ticket gateway and help center: reads the support \
+        mailbox, turns each message into a ticket or a comment, keeps customers informed \
+        by mail, and serves the help center where they continue their tickets.",
+    after_long_help = AFTER_HELP
 )]
 pub struct Cli {
-    /// Configuration file.
-    #[arg(long, global = true, default_value = "ticketgate.toml")]
+    /// The configuration file.
+    #[arg(
+        long,
+        global = true,
+        default_value = "ticketgate.toml",
+        value_name = "FILE"
+    )]
     config: PathBuf,
-    /// Evaluate every time-based rule as of this RFC 3339 instant.
-    #[arg(long, global = true)]
+    /// Evaluate every time-based rule as of this instant (RFC 3339, e.g.
+    /// 2026-12-24T10:00:00Z): for tests and replays.
+    #[arg(long, global = true, value_name = "TIME")]
     now: Option<String>,
     #[command(subcommand)]
     command: Command,
@@ -42,41 +70,54 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Write a commented sample config (unless one exists) and create the database.
+    #[command(after_help = "Example:\n  ticketgate --config /etc/ticketgate/ticketgate.toml init")]
     Init,
-    /// The customer directory.
+    /// The customer directory: import, invite, remove.
     #[command(subcommand)]
     Users(UsersCommand),
-    /// Run the pipeline on each message file (`-` for stdin).
+    /// Run the pipeline on each message file (`-` for stdin), Maildir or
+    /// mbox; one line per message.
+    #[command(after_help = "Examples:\n  ticketgate ingest --json mail/*.eml\n  \
+        ticketgate ingest ~/Maildir\n  ticketgate ingest archive.mbox\n  \
+        ticketgate ingest --mta -        (Postfix pipe delivery)")]
     Ingest {
+        /// One JSON object per message on stdout (SPEC section 8).
         #[arg(long)]
         json: bool,
         /// For MTA pipe delivery: exit 75 (EX_TEMPFAIL) when a message
         /// could not be committed, so the MTA keeps it queued and retries.
         #[arg(long)]
         mta: bool,
-        #[arg(required = true)]
+        /// Message files, `-` for stdin, Maildir directories (cur/ and
+        /// new/) or mbox files.
+        #[arg(required = true, value_name = "MESSAGE")]
         files: Vec<PathBuf>,
     },
+    /// Tickets: show, list, answer, solve.
     #[command(subcommand)]
     Ticket(TicketCommand),
     /// The queue of messages that were not accepted.
     #[command(subcommand)]
     Suspended(SuspendedCommand),
+    /// Queued and sent notifications.
     #[command(subcommand)]
     Outbox(OutboxCommand),
-    /// Run due scheduler jobs once (auto-close solved tickets).
+    /// Run due scheduler jobs once (close tickets solved longer than
+    /// reopen_days, retry due deliveries).
     Tick {
+        /// A JSON summary on stdout.
         #[arg(long)]
         json: bool,
     },
     /// Reply extraction alone: a body on stdin, the kept text on stdout.
+    #[command(after_help = "Example:\n  ticketgate extract < reply.txt")]
     Extract {
         /// The body is HTML.
         #[arg(long)]
         html: bool,
     },
     /// The daemon: IMAP poller, outbox worker, scheduler, metrics, and the
-    /// help center when `[web] listen` is set.
+    /// help center when `[web] listen` is set. Stops on SIGTERM or SIGINT.
     Run,
     /// The help center alone (`[web] listen`), on the real clock: for extra
     /// web instances beside the daemon.
@@ -85,53 +126,105 @@ enum Command {
     /// ingested, and the help center served with a printed login.
     Demo {
         /// Where the demo's config, database and mails go.
-        #[arg(long, default_value = "ticketgate-demo")]
+        #[arg(long, default_value = "ticketgate-demo", value_name = "DIR")]
         dir: PathBuf,
         /// The help center's address.
-        #[arg(long, default_value = "127.0.0.1:8080")]
+        #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDRESS")]
         listen: String,
     },
-    /// Checks the configuration, the templates and the connections to the
-    /// database, IMAP and SMTP, and says what is wrong.
-    Check,
+    /// Checks the configuration, the secret, the templates and the
+    /// connections to the database, IMAP and SMTP, one line each with ok or
+    /// FAIL and the reason (exit 1 if anything failed).
+    Check {
+        /// Only the configuration, the secret and the templates, no
+        /// connections: for a unit's ExecStartPre, so that a relay or a
+        /// mailbox that is down does not keep the daemon (which retries)
+        /// from starting.
+        #[arg(long)]
+        config_only: bool,
+    },
+    /// Shell completions, generated from these definitions, on stdout.
+    #[command(
+        after_help = "Example:\n  ticketgate completions bash > /etc/bash_completion.d/ticketgate"
+    )]
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// The man page (roff), generated from these definitions, on stdout.
+    #[command(after_help = "Example:\n  ticketgate man > /usr/local/share/man/man1/ticketgate.1")]
+    Man,
 }
 
 #[derive(Subcommand, Debug)]
 enum UsersCommand {
     /// Load or update the directory from CSV (organization,email,name,role,locale);
     /// new key users and members get an invitation to the help center.
+    #[command(after_help = "Example:\n  ticketgate users import --sync customers.csv")]
     Import {
+        /// The CSV file, with a header row.
         file: PathBuf,
         /// Send no invitations.
         #[arg(long)]
         no_invite: bool,
+        /// The file is the whole directory: people not in it are
+        /// deactivated (their tickets stay; they can no longer write, sign
+        /// in or be notified).
+        #[arg(long)]
+        sync: bool,
     },
-    /// Queue invitation mails with a fresh activation link (to everyone
-    /// without a password when no address is given).
-    Invite { emails: Vec<String> },
+    /// Queue invitation mails with a fresh activation link (to every key
+    /// user and member without a password when no address is given).
+    Invite {
+        /// Addresses of people in the directory.
+        emails: Vec<String>,
+    },
+    /// Deactivate a person: their tickets stay, they can no longer write,
+    /// sign in or be notified; their sessions end. `users import` of a row
+    /// with them activates them again.
+    Remove {
+        /// The person's address.
+        email: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
 enum TicketCommand {
+    /// One ticket with its comments.
     Show {
+        /// The ticket number.
         id: i64,
+        /// The SPEC section 8 JSON object.
         #[arg(long)]
         json: bool,
     },
+    /// Tickets, one line each.
     List {
+        /// One JSON object per ticket.
         #[arg(long)]
         json: bool,
-        #[arg(long)]
+        /// Only this organization's (its name as in the CSV).
+        #[arg(long, value_name = "NAME")]
         org: Option<String>,
-        #[arg(long)]
+        /// Only this requester's (an address).
+        #[arg(long, value_name = "EMAIL")]
         requester: Option<String>,
-        #[arg(long)]
+        /// Only tickets in this status.
+        #[arg(long, value_parser = ["open", "pending", "solved", "closed"])]
         status: Option<String>,
     },
-    /// An agent's answer.
+    /// An agent's answer: a public comment, the ticket pending (or solved),
+    /// the requester told by mail.
+    #[command(
+        after_help = "Examples:\n  ticketgate ticket reply 12 --agent lena@example.com --body 'Erledigt.' --solve\n  \
+        ticketgate ticket reply 12 --agent lena@example.com --body-file - < answer.txt"
+    )]
     Reply(ReplyArgs),
+    /// Solve a ticket: the requester gets the solved notice with rating links.
     Solve {
+        /// The ticket number.
         id: i64,
+        /// The new state as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -139,44 +232,72 @@ enum TicketCommand {
 
 #[derive(Args, Debug)]
 struct ReplyArgs {
+    /// The ticket number.
     id: i64,
-    #[arg(long)]
+    /// The answering agent's address (an agent in the directory).
+    #[arg(long, value_name = "EMAIL")]
     agent: String,
-    #[arg(long)]
-    body: String,
+    /// The answer's text.
+    #[arg(
+        long,
+        value_name = "TEXT",
+        required_unless_present = "body_file",
+        conflicts_with = "body_file"
+    )]
+    body: Option<String>,
+    /// Read the answer's text from this file (`-` for stdin).
+    #[arg(long, value_name = "FILE")]
+    body_file: Option<PathBuf>,
+    /// Solve the ticket with this answer.
     #[arg(long)]
     solve: bool,
+    /// An internal note: the customer is not told.
     #[arg(long)]
     internal: bool,
+    /// The new state as JSON.
     #[arg(long)]
     json: bool,
 }
 
 #[derive(Subcommand, Debug)]
 enum SuspendedCommand {
+    /// Every held message with its reason.
     List {
+        /// One JSON object per message.
         #[arg(long)]
         json: bool,
     },
-    /// Run the kept message through the pipeline again.
-    Release {
+    /// A held message: its reason, headers and text, to decide on it.
+    Show {
+        /// The entry's id (from `suspended list`).
         id: i64,
+    },
+    /// Run the kept message through the pipeline again (not as a duplicate).
+    Release {
+        /// The entry's id.
+        id: i64,
+        /// Its outcome as JSON.
         #[arg(long)]
         json: bool,
     },
+    /// Delete a held message for good.
     Delete {
+        /// The entry's id.
         id: i64,
     },
 }
 
 #[derive(Subcommand, Debug)]
 enum OutboxCommand {
+    /// Every notification, sent ones too, with its state.
     List {
+        /// One JSON object per notification.
         #[arg(long)]
         json: bool,
     },
     /// Deliver queued mail now.
     Flush {
+        /// A JSON summary on stdout.
         #[arg(long)]
         json: bool,
     },
@@ -211,10 +332,10 @@ impl From<crate::inbound::process::PipelineError> for Failure {
 
 type CliResult = Result<ExitCode, Failure>;
 
-/// Batches of `ingest` in flight, with the file names of each.
-struct IngestBatches<'a> {
+/// Batches of `ingest` in flight, with the names of each message.
+struct IngestBatches {
     overlapped: Overlapped,
-    names: VecDeque<Vec<&'a Path>>,
+    names: VecDeque<Vec<PathBuf>>,
 }
 
 pub fn main() -> ExitCode {
@@ -287,6 +408,16 @@ async fn execute(cli: Cli) -> CliResult {
                 .map_err(Failure::Other)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "ticketgate", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            let command = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(command).render(&mut std::io::stdout())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Init => {
             init_logging("warn", false);
             init(&cli.config).await
@@ -297,8 +428,13 @@ async fn execute(cli: Cli) -> CliResult {
                 Failure::Usage(e.to_string())
             })?;
             let daemon = matches!(command, Command::Run | Command::Serve);
+            // One log format for every command: an operator's log pipeline
+            // reads `ingest --mta` and `tick` lines like the daemon's.
             let json_logs = settings.daemon.log_format.as_deref() == Some("json");
-            init_logging(if daemon { "info" } else { "warn" }, daemon && json_logs);
+            init_logging(if daemon { "info" } else { "warn" }, json_logs);
+            if let Command::Check { config_only } = command {
+                return check(&settings, config_only).await;
+            }
             let store = Store::open(&settings.database.url).await.map_err(|e| {
                 Failure::Other(format!(
                     "cannot open the database {}: {e}",
@@ -351,6 +487,66 @@ async fn init(config: &Path) -> CliResult {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `ticketgate check`: one line per item, `ok` or `FAIL` with the reason;
+/// the database is one of the items, so a database that cannot be opened
+/// is a FAIL line, not an early exit.
+async fn check(settings: &Settings, config_only: bool) -> CliResult {
+    let mut failed = false;
+    let mut report = |what: &str, result: Result<String, String>| match result {
+        Ok(detail) => println!("ok    {what}: {detail}"),
+        Err(reason) => {
+            failed = true;
+            println!("FAIL  {what}: {reason}");
+        }
+    };
+    report("config", Ok(settings.config_dir.display().to_string()));
+    report(
+        "token_secret",
+        settings
+            .security
+            .secret_problem()
+            .map_or(Ok("set".into()), Err),
+    );
+    let templates = Deliverer::new(settings).map(|_| "all compile and render".to_string());
+    report("templates", templates);
+    if config_only {
+        return Ok(if failed {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        });
+    }
+    match Store::open(&settings.database.url).await {
+        Ok(store) => {
+            report("database", Ok(settings.database.url.clone()));
+            store.close().await;
+        }
+        Err(e) => report("database", Err(format!("{}: {e}", settings.database.url))),
+    }
+    match &settings.imap {
+        Some(imap) => {
+            let connector = crate::inbound::imap::NetConnector::new(imap);
+            for (what, result) in crate::inbound::poller::check(&connector, imap).await {
+                report(&what, result);
+            }
+        }
+        None => report("imap", Ok("not configured (ingest only)".into())),
+    }
+    let result = match crate::outbound::transport::Outbound::from_settings(settings) {
+        Ok(transport) => transport.check().await,
+        Err(e) => Err(e),
+    };
+    report(
+        &format!("outbound ({})", settings.outbound.transport),
+        result,
+    );
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
 struct Context {
     settings: Settings,
     store: Store,
@@ -375,8 +571,20 @@ const INGEST_BATCH_BYTES: usize = 8 * 1024 * 1024;
 impl Context {
     async fn run(&self, command: Command) -> CliResult {
         match command {
-            Command::Users(UsersCommand::Import { file, no_invite }) => {
-                self.import_users(&file, !no_invite).await
+            Command::Users(UsersCommand::Import {
+                file,
+                no_invite,
+                sync,
+            }) => self.import_users(&file, !no_invite, sync).await,
+            Command::Users(UsersCommand::Remove { email }) => {
+                let mut conn = self.store.acquire().await?;
+                if !store::directory::deactivate(&mut conn, &email).await? {
+                    return Err(Failure::Other(format!(
+                        "{email} is not an active person in the directory"
+                    )));
+                }
+                eprintln!("deactivated {email}; their tickets stay");
+                Ok(ExitCode::SUCCESS)
             }
             Command::Users(UsersCommand::Invite { emails }) => self.invite(&emails).await,
             Command::Ingest { json, files, .. } => self.ingest(&files, json).await,
@@ -400,14 +608,18 @@ impl Context {
                     .map_err(Failure::Usage)?;
                 Ok(ExitCode::SUCCESS)
             }
-            Command::Check => self.check().await,
-            Command::Init | Command::Extract { .. } | Command::Demo { .. } => {
+            Command::Init
+            | Command::Extract { .. }
+            | Command::Demo { .. }
+            | Command::Completions { .. }
+            | Command::Man
+            | Command::Check { .. } => {
                 unreachable!("handled before loading the config")
             }
         }
     }
 
-    async fn import_users(&self, file: &Path, invite: bool) -> CliResult {
+    async fn import_users(&self, file: &Path, invite: bool, sync: bool) -> CliResult {
         let data = std::fs::read(file)
             .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", file.display())))?;
         let entries = crate::directory::parse(&data).map_err(|e| {
@@ -415,6 +627,21 @@ impl Context {
         })?;
         let new = crate::directory::import(&self.store, &entries).await?;
         eprintln!("imported {} people from {}", entries.len(), file.display());
+        if sync {
+            let listed: std::collections::BTreeSet<String> =
+                entries.iter().map(|e| normalize_email(&e.email)).collect();
+            let mut tx = self.store.begin().await?;
+            let mut gone = 0;
+            for email in store::directory::active_emails(&mut tx).await? {
+                if !listed.contains(&email) {
+                    store::directory::deactivate(&mut tx, &email).await?;
+                    eprintln!("deactivated {email} (not in {})", file.display());
+                    gone += 1;
+                }
+            }
+            tx.commit().await?;
+            eprintln!("{gone} people deactivated; their tickets stay");
+        }
         if invite {
             let customers: Vec<_> = new.into_iter().filter(|p| p.role != Role::Agent).collect();
             let queued = crate::accounts::invite(
@@ -469,11 +696,14 @@ impl Context {
             names: VecDeque::new(),
         };
         let mut unreadable = 0usize;
-        let mut batch: Vec<(&Path, Vec<u8>)> = Vec::new();
+        let mut batch: Vec<(PathBuf, Vec<u8>)> = Vec::new();
         let mut batch_bytes = 0usize;
 
-        for (done, file) in files.iter().enumerate() {
-            match crate::inbound::files::read(file, limits) {
+        let messages = files
+            .iter()
+            .flat_map(|input| crate::inbound::files::messages(input, limits));
+        for (done, (file, read)) in messages.enumerate() {
+            match read {
                 Ok(Incoming::Whole(raw)) => {
                     batch_bytes += raw.len();
                     batch.push((file, raw));
@@ -492,7 +722,7 @@ impl Context {
                     let report = pipeline
                         .suspend_oversized(&self.store, &headers, size, self.clock.now())
                         .await?;
-                    out.emit(file, &report)?;
+                    out.emit(&file, &report)?;
                 }
                 Err(e) => {
                     eprintln!("ticketgate: cannot read {}: {e}", file.display());
@@ -500,7 +730,7 @@ impl Context {
                 }
             }
             if show_progress && (done + 1) % INGEST_BATCH == 0 {
-                eprint!("\r{}/{} messages", done + 1, files.len());
+                eprint!("\r{} messages", done + 1);
             }
         }
         self.ingest_batch(&mut batches, &mut batch, &mut out)
@@ -519,16 +749,16 @@ impl Context {
 
     /// Hands the messages read so far in as one batch (one transaction);
     /// prints the lines of the batch before it, committed meanwhile.
-    async fn ingest_batch<'a>(
+    async fn ingest_batch(
         &self,
-        batches: &mut IngestBatches<'a>,
-        batch: &mut Vec<(&'a Path, Vec<u8>)>,
+        batches: &mut IngestBatches,
+        batch: &mut Vec<(PathBuf, Vec<u8>)>,
         out: &mut IngestOutput,
     ) -> Result<(), Failure> {
         if batch.is_empty() {
             return Ok(());
         }
-        let (names, raws): (Vec<&Path>, Vec<Vec<u8>>) = std::mem::take(batch).into_iter().unzip();
+        let (names, raws): (Vec<PathBuf>, Vec<Vec<u8>>) = std::mem::take(batch).into_iter().unzip();
         batches.names.push_back(names);
         let reports = batches
             .overlapped
@@ -537,7 +767,7 @@ impl Context {
         if !reports.is_empty() {
             let names = batches.names.pop_front().unwrap_or_default();
             for (report, name) in reports.iter().zip(names) {
-                out.emit(name, report)?;
+                out.emit(&name, report)?;
             }
         }
         Ok(())
@@ -546,7 +776,7 @@ impl Context {
     /// Commits the batch handed in last and prints its lines.
     async fn ingest_finish(
         &self,
-        batches: &mut IngestBatches<'_>,
+        batches: &mut IngestBatches,
         out: &mut IngestOutput,
     ) -> Result<(), Failure> {
         let reports = batches
@@ -555,7 +785,7 @@ impl Context {
             .await?;
         if let Some(names) = batches.names.pop_front() {
             for (report, name) in reports.iter().zip(names) {
-                out.emit(name, report)?;
+                out.emit(&name, report)?;
             }
         }
         Ok(())
@@ -629,6 +859,20 @@ impl Context {
     }
 
     async fn reply(&self, args: ReplyArgs) -> CliResult {
+        let body = match (&args.body, &args.body_file) {
+            (Some(body), _) => body.clone(),
+            (None, Some(path)) if path.as_os_str() == "-" => {
+                let mut body = String::new();
+                std::io::stdin().read_to_string(&mut body).map_err(|e| {
+                    Failure::Other(format!("cannot read the answer from stdin: {e}"))
+                })?;
+                body
+            }
+            (None, Some(path)) => std::fs::read_to_string(path).map_err(|e| {
+                Failure::Usage(format!("cannot read --body-file {}: {e}", path.display()))
+            })?,
+            (None, None) => unreachable!("clap requires --body or --body-file"),
+        };
         let now = self.clock.now();
         let acts = Acts::new(&self.settings);
         let agent = normalize_email(&args.agent);
@@ -650,8 +894,8 @@ impl Context {
                 let answer = Contribution {
                     author,
                     subject: String::new(),
-                    body: args.body.clone(),
-                    full_text: args.body.clone(),
+                    body: body.clone(),
+                    full_text: body.clone(),
                     attachments: Vec::new(),
                     message_id: None,
                     category: None,
@@ -743,6 +987,18 @@ impl Context {
                     println!("{}", describe(&report));
                 }
             }
+            SuspendedCommand::Show { id } => {
+                let mut conn = self.store.acquire().await?;
+                let entry = store::suspended::list(&mut conn)
+                    .await?
+                    .into_iter()
+                    .find(|e| e.id == id)
+                    .ok_or_else(|| Failure::Other(format!("no suspended message {id}")))?;
+                let raw = store::suspended::raw(&mut conn, id)
+                    .await?
+                    .unwrap_or_default();
+                print!("{}", show_suspended(&entry, &raw));
+            }
             SuspendedCommand::Delete { id } => {
                 let mut conn = self.store.acquire().await?;
                 if !store::suspended::delete(&mut conn, id).await? {
@@ -770,44 +1026,6 @@ impl Context {
             }
         }
         Ok(ExitCode::SUCCESS)
-    }
-
-    async fn check(&self) -> CliResult {
-        let mut failed = false;
-        let mut report = |what: &str, result: Result<String, String>| match result {
-            Ok(detail) => println!("ok    {what}: {detail}"),
-            Err(reason) => {
-                failed = true;
-                println!("FAIL  {what}: {reason}");
-            }
-        };
-        report("config", Ok(self.settings.config_dir.display().to_string()));
-        report("database", Ok(self.settings.database.url.clone()));
-        let templates =
-            Deliverer::new(&self.settings).map(|_| "all compile and render".to_string());
-        report("templates", templates);
-        match &self.settings.imap {
-            Some(imap) => {
-                let connector = crate::inbound::imap::NetConnector::new(imap);
-                for (what, result) in crate::inbound::poller::check(&connector, imap).await {
-                    report(&what, result);
-                }
-            }
-            None => report("imap", Ok("not configured (ingest only)".into())),
-        }
-        let result = match crate::outbound::transport::Outbound::from_settings(&self.settings) {
-            Ok(transport) => transport.check().await,
-            Err(e) => Err(e),
-        };
-        report(
-            &format!("outbound ({})", self.settings.outbound.transport),
-            result,
-        );
-        Ok(if failed {
-            ExitCode::from(1)
-        } else {
-            ExitCode::SUCCESS
-        })
     }
 
     async fn outbox_flush(&self, json: bool) -> CliResult {
@@ -868,6 +1086,46 @@ impl IngestOutput {
     }
 }
 
+/// A held message for an operator to judge: why, who, what it says.
+fn show_suspended(entry: &store::suspended::SuspendedView, raw: &[u8]) -> String {
+    let mut out = format!("id:         {}\nreason:     {}\n", entry.id, entry.reason);
+    if let Some(detail) = &entry.detail {
+        out.push_str(&format!("detail:     {detail}\n"));
+    }
+    out.push_str(&format!("message-id: {}\n", entry.message_id));
+    out.push_str(&format!("size:       {} bytes\n\n", raw.len()));
+    let header_end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|p| p + 2)
+        .or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|p| p + 1))
+        .unwrap_or(raw.len());
+    out.push_str(&String::from_utf8_lossy(&raw[..header_end]).replace("\r\n", "\n"));
+    out.push('\n');
+    let limits = crate::config::LimitsSettings::default();
+    match crate::inbound::parse::parse(raw, &limits) {
+        Some(mail) => {
+            let text = mail.text.clone().or_else(|| {
+                mail.html
+                    .as_deref()
+                    .map(|h| crate::reply::extract_html(h, limits.max_html_elements).full_text)
+            });
+            out.push_str(text.as_deref().unwrap_or("(no text)").trim_end());
+            out.push('\n');
+            for attachment in &mail.attachments {
+                out.push_str(&format!(
+                    "[attachment: {} ({}, {} bytes)]\n",
+                    attachment.filename,
+                    attachment.content_type,
+                    attachment.data.len()
+                ));
+            }
+        }
+        None => out.push_str("(not a message that can be parsed)\n"),
+    }
+    out
+}
+
 fn describe(report: &Report) -> String {
     let mut text = report.outcome.as_str().to_string();
     if let Some(ticket) = report.ticket {
@@ -902,5 +1160,36 @@ impl Summary {
             .map(|(k, v)| format!("{k} {v}"))
             .collect();
         format!("{} message(s): {}", self.total, parts.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every subcommand says what it does and every flag and argument what
+    /// it is: `--help`, the man page and the completions are made of these.
+    #[test]
+    fn every_command_and_flag_has_help() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if !builtin && arg.get_help().is_none() {
+                    missing.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in command.get_subcommands() {
+                let name = format!("{path} {}", sub.get_name());
+                if sub.get_name() != "help" && sub.get_about().is_none() {
+                    missing.push(name.clone());
+                }
+                walk(sub, &name, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "ticketgate", &mut missing);
+        assert!(missing.is_empty(), "without help: {missing:?}");
+        Cli::command().debug_assert();
     }
 }

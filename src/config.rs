@@ -288,6 +288,25 @@ fn default_upload_files() -> usize {
     10
 }
 
+impl SecuritySettings {
+    /// Why `token_secret` cannot protect anything: the sample's value, or
+    /// too short to resist guessing (reply tokens and rating links are
+    /// forged with it).
+    pub fn secret_problem(&self) -> Option<String> {
+        let secret = self.token_secret.trim();
+        if secret == "change-me" {
+            return Some("[security] token_secret is still the sample's \"change-me\"; set a long random value (e.g. openssl rand -base64 32)".into());
+        }
+        if secret.chars().count() < 16 {
+            return Some(format!(
+                "[security] token_secret has {} characters; use at least 16 random ones (e.g. openssl rand -base64 32)",
+                secret.chars().count()
+            ));
+        }
+        None
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecuritySettings {

@@ -76,6 +76,7 @@ pub async fn run(settings: Settings, store: Store, clock: Clock) -> Result<(), S
         crate::outbound::worker::run(
             &deliverer,
             &store,
+            &metrics,
             clock,
             interval,
             &outbox_due,

@@ -37,6 +37,16 @@ struct StatusLabel {
     status: u16,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabel {
+    version: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeliveryLabel {
+    result: &'static str,
+}
+
 pub struct Metrics {
     registry: Registry,
     messages: Family<OutcomeLabel, Counter>,
@@ -45,6 +55,9 @@ pub struct Metrics {
     imap_waiting: Gauge,
     outbox: Family<StateLabel, Gauge>,
     outbox_oldest: Gauge<u64, AtomicU64>,
+    suspended: Gauge,
+    deliveries: Family<DeliveryLabel, Counter>,
+    last_poll: Gauge,
 }
 
 impl Default for Metrics {
@@ -82,6 +95,36 @@ impl Default for Metrics {
             "Age of the oldest queued outbox row",
             outbox_oldest.clone(),
         );
+        let suspended = Gauge::default();
+        registry.register(
+            "suspended_messages",
+            "Messages held in the suspended queue",
+            suspended.clone(),
+        );
+        let deliveries = Family::<DeliveryLabel, Counter>::default();
+        registry.register(
+            "deliveries",
+            "Delivery attempts by result (sent, retrying, failed, suppressed)",
+            deliveries.clone(),
+        );
+        for result in ["sent", "retrying", "failed", "suppressed"] {
+            deliveries
+                .get_or_create(&DeliveryLabel { result })
+                .inc_by(0);
+        }
+        let last_poll = Gauge::default();
+        registry.register(
+            "imap_last_poll_timestamp_seconds",
+            "When the mailbox was last read successfully (Unix time; 0: not yet)",
+            last_poll.clone(),
+        );
+        registry.register(
+            "build",
+            "The running version",
+            prometheus_client::metrics::info::Info::new(BuildLabel {
+                version: env!("CARGO_PKG_VERSION"),
+            }),
+        );
         // Every outcome from the start, zero too, so rates can be taken.
         for outcome in <crate::inbound::process::Outcome as strum::VariantArray>::VARIANTS {
             messages
@@ -98,6 +141,9 @@ impl Default for Metrics {
             imap_waiting,
             outbox,
             outbox_oldest,
+            suspended,
+            deliveries,
+            last_poll,
         }
     }
 }
@@ -123,6 +169,24 @@ impl Metrics {
         self.imap_connected.set(i64::from(connected));
     }
 
+    /// What one delivery round did.
+    pub fn count_deliveries(&self, report: &crate::outbound::deliver::FlushReport) {
+        for (result, n) in [
+            ("sent", report.sent),
+            ("retrying", report.retrying),
+            ("failed", report.failed),
+            ("suppressed", report.suppressed),
+        ] {
+            self.deliveries
+                .get_or_create(&DeliveryLabel { result })
+                .inc_by(n as u64);
+        }
+    }
+
+    pub fn set_last_poll(&self, now: i64) {
+        self.last_poll.set(now);
+    }
+
     pub fn set_imap_waiting(&self, waiting: u64) {
         self.imap_waiting
             .set(waiting.try_into().unwrap_or(i64::MAX));
@@ -145,6 +209,16 @@ impl Metrics {
                 }
                 self.outbox_oldest
                     .set(oldest.unwrap_or(0).try_into().unwrap_or(0));
+            }
+            Err(error) => tracing::warn!("metrics: database error: {error}"),
+        }
+        let held = match store.read().await {
+            Ok(mut conn) => store::suspended::count(&mut conn).await,
+            Err(e) => Err(e),
+        };
+        match held {
+            Ok(count) => {
+                self.suspended.set(count);
             }
             Err(error) => tracing::warn!("metrics: database error: {error}"),
         }

@@ -250,3 +250,227 @@ fn pipe_delivery_asks_the_mta_to_retry_when_nothing_could_be_committed() {
     let out = gw.run_with_stdin(&["ingest", "-"], Some(mail.as_bytes()));
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn check_fails_on_the_sample_secret_and_on_a_database_it_cannot_open() {
+    let gw = Gateway::new();
+    let config = std::fs::read_to_string(&gw.config).unwrap();
+    std::fs::write(
+        &gw.config,
+        config.replace(
+            &format!("token_secret = \"{SECRET}\""),
+            "token_secret = \"change-me\"",
+        ),
+    )
+    .unwrap();
+    let out = gw.run(&["check", "--config-only"]);
+    let report = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert!(
+        report.contains("FAIL  token_secret:") && report.contains("change-me"),
+        "{report}"
+    );
+    assert!(
+        !report.contains("database"),
+        "--config-only connects to nothing: {report}"
+    );
+
+    std::fs::write(
+        &gw.config,
+        config.replace(
+            "url = \"sqlite://ticketgate.db\"",
+            "url = \"sqlite:///nonexistent-dir/ticketgate.db\"",
+        ),
+    )
+    .unwrap();
+    let out = gw.run(&["check"]);
+    let report = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert!(report.contains("ok    token_secret"), "{report}");
+    assert!(
+        report.contains("FAIL  database: sqlite:///nonexistent-dir/ticketgate.db"),
+        "{report}"
+    );
+    assert!(
+        report.contains("outbound"),
+        "the checklist goes on: {report}"
+    );
+}
+
+#[test]
+fn removed_and_unlisted_people_are_strangers_but_their_tickets_stay() {
+    let gw = Gateway::new();
+    let first = gw.ingest(&Mail::new(PETER, "Frage", "x").render());
+    assert_eq!(first["reason"], "not_key_user");
+    let ticket = gw.ingest(&Mail::new(JONAS, "Druckerproblem", "Drucker druckt nicht.").render());
+    assert_eq!(ticket["outcome"], "created");
+
+    gw.ok(&["users", "remove", JONAS]);
+    let after = gw.ingest(&Mail::new(JONAS, "Noch eins", "y").render());
+    assert_eq!(after["reason"], "unknown_sender");
+    assert_eq!(gw.ticket(1)["requester"], JONAS, "the ticket stays his");
+    let again = gw.run(&["users", "remove", JONAS]);
+    assert_eq!(again.status.code(), Some(1));
+
+    // --sync: whoever is not in the file is deactivated; a listed one is back.
+    let csv = gw.path("only-anna-and-jonas.csv");
+    std::fs::write(
+        &csv,
+        format!(
+            "organization,email,name,role,locale\nMüller Maschinenbau GmbH,{ANNA},Anna Schmidt,key_user,de\n\
+             Müller Maschinenbau GmbH,{JONAS},Jonas Becker,key_user,de\n"
+        ),
+    )
+    .unwrap();
+    let out = gw.run(&[
+        "users",
+        "import",
+        "--no-invite",
+        "--sync",
+        csv.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains(&format!("deactivated {PETER}")), "{log}");
+    assert!(log.contains(&format!("deactivated {JOHN}")), "{log}");
+    assert_eq!(
+        gw.ingest(&Mail::new(JONAS, "Zurück", "z").render())["outcome"],
+        "created"
+    );
+    assert_eq!(
+        gw.ingest(&Mail::new(JOHN, "Hello", "z").render())["reason"],
+        "unknown_sender"
+    );
+}
+
+#[test]
+fn suspended_show_prints_reason_headers_and_text() {
+    let gw = Gateway::new();
+    gw.ingest(&Mail::new("fremd@unknown.example", "Angebot", "Bitte um ein Angebot.").render());
+    let held = gw.suspended();
+    let id = held[0]["id"].as_i64().unwrap().to_string();
+    let shown = gw.ok(&["suspended", "show", &id]);
+    assert!(shown.contains("reason:     unknown_sender"), "{shown}");
+    assert!(shown.contains("From: fremd@unknown.example"), "{shown}");
+    assert!(shown.contains("Subject: Angebot"), "{shown}");
+    assert!(shown.contains("Bitte um ein Angebot."), "{shown}");
+    assert_eq!(gw.run(&["suspended", "show", "999"]).status.code(), Some(1));
+}
+
+#[test]
+fn an_answer_can_come_from_a_file_or_stdin() {
+    let gw = Gateway::new();
+    gw.ingest(&Mail::new(ANNA, "Export", "x").render());
+    let answer = gw.path("answer.txt");
+    std::fs::write(&answer, "Zeile eins.\n\nZeile zwei.\n").unwrap();
+    gw.ok(&[
+        "ticket",
+        "reply",
+        "1",
+        "--agent",
+        LENA,
+        "--body-file",
+        answer.to_str().unwrap(),
+    ]);
+    let out = gw.run_with_stdin(
+        &["ticket", "reply", "1", "--agent", LENA, "--body-file", "-"],
+        Some("Von stdin.".as_bytes()),
+    );
+    assert!(out.status.success());
+    let comments = gw.ticket(1)["comments"].as_array().unwrap().clone();
+    assert_eq!(comments[1]["body"], "Zeile eins.\n\nZeile zwei.\n");
+    assert_eq!(comments[2]["body"], "Von stdin.");
+    assert_eq!(
+        gw.run(&["ticket", "reply", "1", "--agent", LENA])
+            .status
+            .code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn completions_and_the_man_page_come_from_the_same_definitions() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ticketgate"))
+        .args(["completions", "bash"])
+        .output()
+        .unwrap();
+    let script = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && script.contains("suspended") && script.contains("--body-file"));
+    let out = Command::new(env!("CARGO_BIN_EXE_ticketgate"))
+        .arg("man")
+        .output()
+        .unwrap();
+    let man = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && man.contains(".TH ticketgate"),
+        "{man}"
+    );
+    assert!(man.contains("Exit codes"), "{man}");
+    let help = Command::new(env!("CARGO_BIN_EXE_ticketgate"))
+        .args(["ticket", "list", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains("[possible values: open, pending, solved, closed]"),
+        "{help}"
+    );
+}
+
+#[test]
+fn ingest_takes_a_maildir_and_an_mbox() {
+    let gw = Gateway::new();
+    let maildir = gw.path("Maildir");
+    for sub in ["new", "cur", "tmp"] {
+        std::fs::create_dir_all(maildir.join(sub)).unwrap();
+    }
+    std::fs::write(
+        maildir.join("cur/1.host:2,S"),
+        Mail::new(ANNA, "Aus dem Maildir", "Eins").render(),
+    )
+    .unwrap();
+    std::fs::write(
+        maildir.join("new/2.host"),
+        Mail::new(JOHN, "From the Maildir", "Two").render(),
+    )
+    .unwrap();
+    let mbox = gw.path("archive.mbox");
+    let mut text = String::new();
+    for (from, subject) in [(ANNA, "Aus der mbox"), (JONAS, "Noch eine")] {
+        text.push_str(&format!("From {from} Mon Nov 23 08:00:00 2026\n"));
+        text.push_str(
+            &Mail::new(from, subject, "Text")
+                .render()
+                .replace("\r\n", "\n"),
+        );
+        text.push_str("\n\n");
+    }
+    std::fs::write(&mbox, text).unwrap();
+    let lines = gw.json_lines(&[
+        "ingest",
+        "--json",
+        maildir.to_str().unwrap(),
+        mbox.to_str().unwrap(),
+    ]);
+    let outcomes: Vec<&str> = lines
+        .iter()
+        .map(|l| l["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["created"; 4]);
+    let mut subjects = gw.subjects();
+    subjects.sort();
+    assert_eq!(
+        subjects,
+        [
+            "Aus dem Maildir",
+            "Aus der mbox",
+            "From the Maildir",
+            "Noch eine"
+        ]
+    );
+    let plain_dir = gw.path("notamaildir");
+    std::fs::create_dir(&plain_dir).unwrap();
+    let out = gw.run(&["ingest", plain_dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a Maildir"));
+}

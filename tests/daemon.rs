@@ -402,6 +402,27 @@ fn polling_flagging_oversized_mail_and_metrics() {
     );
     assert!(metrics.contains("# HELP ticketgate_messages"), "{metrics}");
     assert!(
+        metrics.contains("ticketgate_suspended_messages 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!(
+            "ticketgate_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("ticketgate_deliveries_total{result=\"failed\"} 0"),
+        "{metrics}"
+    );
+    let last_poll: i64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("ticketgate_imap_last_poll_timestamp_seconds "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(last_poll > 1_700_000_000, "{metrics}");
+    assert!(
         get(port, "/metricsXYZ").starts_with("HTTP/1.1 404"),
         "only /metrics is served"
     );

@@ -413,7 +413,10 @@ fn operators_override_templates_and_broken_ones_stop_the_start() {
     let ack = text(&delivered(&gw)[0].1);
     assert_eq!(
         ack.trim_end(),
-        format!("{DELIMITER}\n\nDear John Carter, case 1 is ours.")
+        format!(
+            "{DELIMITER}\n{}\n\nDear John Carter, case 1 is ours.",
+            ticketgate::outbound::render::ENGLISH_HINT
+        )
     );
 
     std::fs::write(

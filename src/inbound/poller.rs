@@ -283,6 +283,7 @@ impl<C: Connector> Poller<C> {
                 && !self.unacknowledged.contains(uid)
         });
         self.shared.metrics.set_imap_waiting(uids.len() as u64);
+        self.shared.metrics.set_last_poll(self.clock.now());
         if uids.is_empty() {
             return Ok(0);
         }

@@ -13,6 +13,9 @@ use crate::reply::DELIMITER;
 
 pub const LOCALES: &[&str] = &["de", "en"];
 
+/// Below the delimiter in English mail: what it asks.
+pub const ENGLISH_HINT: &str = "##- Please type your reply above this line. -##";
+
 /// The built-in templates, by file name.
 const BUILT_IN: &[(&str, &str)] = &include!(concat!(env!("OUT_DIR"), "/templates.rs"));
 
@@ -123,10 +126,17 @@ impl Renderer {
                 ),
             });
         }
+        // English readers get the line's meaning beside it; the German
+        // line stays first and exact, since replies are cut at it.
+        let (text_hint, html_hint) = if locale == "en" {
+            (format!("\n{ENGLISH_HINT}"), format!("<br>{ENGLISH_HINT}"))
+        } else {
+            (String::new(), String::new())
+        };
         Ok(Body {
-            text: format!("{DELIMITER}\n\n{}", text.trim_start()),
+            text: format!("{DELIMITER}{text_hint}\n\n{}", text.trim_start()),
             html: format!(
-                "<div style=\"color:#8a8a8a;font-size:12px\">{DELIMITER}</div>\n\
+                "<div style=\"color:#8a8a8a;font-size:12px\">{DELIMITER}{html_hint}</div>\n\
                  <div style=\"font-family:sans-serif\">\n{}</div>\n",
                 html.trim_start()
             ),
@@ -221,6 +231,25 @@ mod tests {
     }
 
     #[test]
+    fn english_mail_explains_the_german_line_below_it() {
+        let renderer = Renderer::load(None).unwrap();
+        let english = renderer
+            .render(Event::AgentReply, "en", &sample_context())
+            .unwrap();
+        let mut lines = english.text.lines();
+        assert_eq!(lines.next(), Some(DELIMITER));
+        assert_eq!(lines.next(), Some(ENGLISH_HINT));
+        assert!(english.html.contains(ENGLISH_HINT));
+        let german = renderer
+            .render(Event::AgentReply, "de", &sample_context())
+            .unwrap();
+        assert!(!german.text.contains(ENGLISH_HINT));
+        // A reply above the lines keeps only the reply.
+        let reply = format!("Thanks, that worked.\n\n{}", english.text);
+        assert_eq!(crate::reply::extract_reply(&reply), "Thanks, that worked.");
+    }
+
+    #[test]
     fn unknown_locales_fall_back_to_german() {
         let renderer = Renderer::load(None).unwrap();
         let body = renderer
@@ -257,6 +286,9 @@ mod tests {
         let body = renderer
             .render(Event::AgentReply, "en", &sample_context())
             .unwrap();
-        assert_eq!(body.text, format!("{DELIMITER}\n\nHi Anna Schmidt!"));
+        assert_eq!(
+            body.text,
+            format!("{DELIMITER}\n{ENGLISH_HINT}\n\nHi Anna Schmidt!")
+        );
     }
 }

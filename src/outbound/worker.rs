@@ -20,6 +20,7 @@ const GRACE: Duration = Duration::from_secs(3);
 pub async fn run(
     deliverer: &Deliverer,
     store: &Store,
+    metrics: &crate::metrics::Metrics,
     clock: Clock,
     interval: Duration,
     due: &Notify,
@@ -41,6 +42,7 @@ pub async fn run(
         let wait = match result {
             Ok(report) => {
                 backoff.reset();
+                metrics.count_deliveries(&report);
                 if report != Default::default() {
                     tracing::info!(
                         sent = report.sent,

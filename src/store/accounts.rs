@@ -64,7 +64,7 @@ pub async fn session_person(
     sqlx::query_as(
         "SELECT u.id, u.email, u.name, u.organization_id, u.role, u.locale
          FROM sessions s JOIN users u ON u.id = s.user_id
-         WHERE s.id_hash = $1 AND s.expires_at > $2",
+         WHERE s.id_hash = $1 AND s.expires_at > $2 AND u.active = 1",
     )
     .bind(id_hash)
     .bind(now)
@@ -122,7 +122,8 @@ pub async fn token_person(
     sqlx::query_as(
         "SELECT u.id, u.email, u.name, u.organization_id, u.role, u.locale
          FROM account_tokens t JOIN users u ON u.id = t.user_id
-         WHERE t.token_hash = $1 AND t.purpose = $2 AND t.used_at IS NULL AND t.expires_at > $3",
+         WHERE t.token_hash = $1 AND t.purpose = $2 AND t.used_at IS NULL AND t.expires_at > $3
+           AND u.active = 1",
     )
     .bind(token_hash)
     .bind(purpose.as_str())
@@ -214,7 +215,8 @@ pub async fn locked_until(conn: &mut Conn, email: &str) -> Result<Option<i64>, s
 pub async fn people_without_password(conn: &mut Conn) -> Result<Vec<Person>, sqlx::Error> {
     sqlx::query_as(
         "SELECT id, email, name, organization_id, role, locale FROM users
-         WHERE password_hash IS NULL AND role IN ('key_user', 'member') ORDER BY id",
+         WHERE password_hash IS NULL AND active = 1 AND role IN ('key_user', 'member')
+         ORDER BY id",
     )
     .fetch_all(&mut *conn)
     .await

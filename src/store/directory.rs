@@ -29,7 +29,7 @@ pub async fn upsert_person(
     sqlx::query(
         "INSERT INTO users (organization_id, email, name, role, locale) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (email) DO UPDATE SET organization_id = excluded.organization_id,
-             name = excluded.name, role = excluded.role, locale = excluded.locale",
+             name = excluded.name, role = excluded.role, locale = excluded.locale, active = 1",
     )
     .bind(organization_id)
     .bind(normalize_email(email))
@@ -43,8 +43,11 @@ pub async fn upsert_person(
 
 const PERSON: &str = "SELECT id, email, name, organization_id, role, locale FROM users";
 
+/// An active person by address (a deactivated one is a stranger to mail
+/// and to the help center; `people_by_ids` still names them on their old
+/// tickets).
 pub async fn person_by_email(conn: &mut Conn, email: &str) -> Result<Option<Person>, sqlx::Error> {
-    sqlx::query_as(&format!("{PERSON} WHERE email = $1"))
+    sqlx::query_as(&format!("{PERSON} WHERE email = $1 AND active = 1"))
         .bind(normalize_email(email))
         .fetch_optional(&mut *conn)
         .await
@@ -58,7 +61,10 @@ pub async fn people_by_emails(
     if emails.is_empty() {
         return Ok(Vec::new());
     }
-    let sql = format!("{PERSON} WHERE email IN ({})", list(conn, emails.len()));
+    let sql = format!(
+        "{PERSON} WHERE active = 1 AND email IN ({})",
+        list(conn, emails.len())
+    );
     let mut query = sqlx::query_as(&sql);
     for email in emails {
         query = query.bind(*email);
@@ -66,12 +72,16 @@ pub async fn people_by_emails(
     query.fetch_all(&mut *conn).await
 }
 
-/// The people with these ids, in one query.
+/// The active people with these ids, in one query (a deactivated
+/// requester is not told of their old tickets any more).
 pub async fn people_by_ids(conn: &mut Conn, ids: &[i64]) -> Result<Vec<Person>, sqlx::Error> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let sql = format!("{PERSON} WHERE id IN ({})", list(conn, ids.len()));
+    let sql = format!(
+        "{PERSON} WHERE active = 1 AND id IN ({})",
+        list(conn, ids.len())
+    );
     let mut query = sqlx::query_as(&sql);
     for id in ids {
         query = query.bind(*id);
@@ -96,4 +106,27 @@ pub async fn organization_names(
         query = query.bind(*id);
     }
     query.fetch_all(&mut *conn).await
+}
+
+/// Deactivates a person and ends their sessions; false when the address
+/// names nobody active.
+pub async fn deactivate(conn: &mut Conn, email: &str) -> Result<bool, sqlx::Error> {
+    let email = normalize_email(email);
+    let changed = sqlx::query("UPDATE users SET active = 0 WHERE email = $1 AND active = 1")
+        .bind(&email)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    sqlx::query("DELETE FROM sessions WHERE user_id IN (SELECT id FROM users WHERE email = $1)")
+        .bind(&email)
+        .execute(&mut *conn)
+        .await?;
+    Ok(changed == 1)
+}
+
+/// The addresses of active people (for `users import --sync`).
+pub async fn active_emails(conn: &mut Conn) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT email FROM users WHERE active = 1 ORDER BY email")
+        .fetch_all(&mut *conn)
+        .await
 }

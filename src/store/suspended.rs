@@ -78,3 +78,10 @@ pub async fn delete(conn: &mut Conn, id: i64) -> Result<bool, sqlx::Error> {
         .rows_affected()
         > 0)
 }
+
+/// How many messages are held.
+pub async fn count(conn: &mut Conn) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM suspended")
+        .fetch_one(&mut *conn)
+        .await
+}

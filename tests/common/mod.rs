@@ -12,7 +12,7 @@ use std::process::{Command, Output, Stdio};
 use serde_json::Value;
 
 pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
-pub const SECRET: &str = "test-secret";
+pub const SECRET: &str = "test-secret-of-the-test-suite";
 
 pub struct Gateway {
     pub dir: tempfile::TempDir,

@@ -37,6 +37,7 @@ pub fn mail_servers() -> &'static MailServers {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+        stop_when_cargo_ends(&script, &state);
         let env = std::fs::read_to_string(state.join("env"))
             .expect("the start script writes STATE/env")
             .lines()
@@ -45,6 +46,27 @@ pub fn mail_servers() -> &'static MailServers {
             .collect();
         MailServers { state, env }
     })
+}
+
+/// The servers outlive this test binary (the next ones reuse them) but not
+/// the `cargo test` that runs them all: a detached watcher stops them once
+/// the parent process (cargo) is gone.
+fn stop_when_cargo_ends(script: &Path, state: &Path) {
+    use std::os::unix::process::CommandExt;
+    let cargo = std::os::unix::process::parent_id();
+    let watch = format!(
+        "while kill -0 {cargo} 2>/dev/null; do sleep 1; done; bash '{}' stop '{}'",
+        script.display(),
+        state.display()
+    );
+    let _ = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(watch)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn();
 }
 
 impl MailServers {
