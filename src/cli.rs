@@ -69,9 +69,28 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Write a commented sample config (unless one exists) and create the database.
-    #[command(after_help = "Example:\n  ticketgate --config /etc/ticketgate/ticketgate.toml init")]
-    Init,
+    /// Write a commented sample config (unless one exists) with a random
+    /// token_secret, and create the database.
+    #[command(
+        after_help = "Examples:\n  ticketgate --config demo/ticketgate.toml init\n  \
+        sudo ticketgate --config /etc/ticketgate/ticketgate.toml init --system"
+    )]
+    Init {
+        /// For a system service: absolute paths under --state-dir for the
+        /// database, outbox files and attachments, the file readable by
+        /// group ticketgate only; the service creates the database at its
+        /// first start, as its own user.
+        #[arg(long)]
+        system: bool,
+        /// The service's state directory (with --system).
+        #[arg(
+            long,
+            default_value = "/var/lib/ticketgate",
+            value_name = "DIR",
+            requires = "system"
+        )]
+        state_dir: PathBuf,
+    },
     /// The customer directory: import, invite, remove.
     #[command(subcommand)]
     Users(UsersCommand),
@@ -418,9 +437,13 @@ async fn execute(cli: Cli) -> CliResult {
             clap_mangen::Man::new(command).render(&mut std::io::stdout())?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Init => {
+        Command::Init { system, state_dir } => {
             init_logging("warn", false);
-            init(&cli.config).await
+            if system {
+                init_system(&cli.config, &state_dir)
+            } else {
+                init(&cli.config).await
+            }
         }
         command => {
             let settings = Settings::load(&cli.config).map_err(|e| {
@@ -471,7 +494,7 @@ async fn init(config: &Path) -> CliResult {
     if config.exists() {
         eprintln!("{} exists; keeping it", config.display());
     } else {
-        std::fs::write(config, SAMPLE)
+        std::fs::write(config, with_random_secret(SAMPLE))
             .map_err(|e| Failure::Usage(format!("cannot write {}: {e}", config.display())))?;
         eprintln!("wrote {}", config.display());
     }
@@ -547,6 +570,71 @@ async fn check(settings: &Settings, config_only: bool) -> CliResult {
     })
 }
 
+/// The sample with a fresh secret in place of the placeholder.
+fn with_random_secret(sample: &str) -> String {
+    sample.replace(
+        "token_secret = \"change-me\"",
+        &format!("token_secret = \"{}\"", crate::accounts::new_secret()),
+    )
+}
+
+/// `init --system`: the sample with absolute paths under `state_dir`, a
+/// random secret, mode 0640 and group `ticketgate` when that group exists
+/// (the unit reads it as that user; nobody else may, it holds passwords).
+fn init_system(config: &Path, state_dir: &Path) -> CliResult {
+    use std::os::unix::fs::PermissionsExt;
+    if !state_dir.is_absolute() {
+        return Err(Failure::Usage(format!(
+            "--state-dir {} must be an absolute path",
+            state_dir.display()
+        )));
+    }
+    if config.exists() {
+        eprintln!("{} exists; keeping it", config.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let state = state_dir.display();
+    let text = with_random_secret(SAMPLE)
+        .replace(
+            "url = \"sqlite://ticketgate.db\"",
+            &format!("url = \"sqlite://{state}/ticketgate.db\""),
+        )
+        .replace("dir = \"outbox\"", &format!("dir = \"{state}/outbox\""))
+        .replace(
+            "data_dir = \"data\"",
+            &format!("data_dir = \"{state}/data\""),
+        );
+    if let Some(parent) = config.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| Failure::Usage(format!("cannot create {}: {e}", parent.display())))?;
+    }
+    std::fs::write(config, text)
+        .map_err(|e| Failure::Usage(format!("cannot write {}: {e}", config.display())))?;
+    std::fs::set_permissions(config, std::fs::Permissions::from_mode(0o640))?;
+    if let Some(gid) = group_id("ticketgate") {
+        std::os::unix::fs::chown(config, None, Some(gid))?;
+    }
+    Settings::load(config).map_err(|e| Failure::Usage(e.to_string()))?;
+    eprintln!(
+        "wrote {} (paths under {state}); edit the mailbox, relay and addresses, then start the service: it creates the database at its first start",
+        config.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A group's id from /etc/group (which sysusers writes).
+fn group_id(name: &str) -> Option<u32> {
+    std::fs::read_to_string("/etc/group")
+        .ok()?
+        .lines()
+        .find_map(|line| {
+            let mut fields = line.split(':');
+            (fields.next() == Some(name))
+                .then(|| fields.nth(1).and_then(|gid| gid.parse().ok()))
+                .flatten()
+        })
+}
+
 struct Context {
     settings: Settings,
     store: Store,
@@ -608,7 +696,7 @@ impl Context {
                     .map_err(Failure::Usage)?;
                 Ok(ExitCode::SUCCESS)
             }
-            Command::Init
+            Command::Init { .. }
             | Command::Extract { .. }
             | Command::Demo { .. }
             | Command::Completions { .. }
