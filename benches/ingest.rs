@@ -303,6 +303,7 @@ fn context_of(m: &Generated) -> String {
         subject: m.subject.clone(),
         reopen_days: 14,
         link: String::new(),
+        key_users: Vec::new(),
     };
     serde_json::to_string(&context).unwrap()
 }

@@ -459,10 +459,14 @@ async fn execute(cli: Cli) -> CliResult {
                 return check(&settings, config_only).await;
             }
             let store = Store::open(&settings.database.url).await.map_err(|e| {
-                Failure::Other(format!(
-                    "cannot open the database {}: {e}",
-                    settings.database.url
-                ))
+                let message = format!("cannot open the database {}: {e}", settings.database.url);
+                // A database this version cannot use is the config's error.
+                match e {
+                    sqlx::Error::Configuration(_) => {
+                        Failure::Usage(format!("[database] url: {message}"))
+                    }
+                    _ => Failure::Other(message),
+                }
             })?;
             let context = Context {
                 settings,
@@ -709,7 +713,7 @@ impl Context {
 
     async fn import_users(&self, file: &Path, invite: bool, sync: bool) -> CliResult {
         let data = std::fs::read(file)
-            .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", file.display())))?;
+            .map_err(|e| Failure::Other(format!("cannot read {}: {e}", file.display())))?;
         let entries = crate::directory::parse(&data).map_err(|e| {
             Failure::Other(format!("{}: {e}; nothing was imported", file.display()))
         })?;
@@ -957,7 +961,7 @@ impl Context {
                 body
             }
             (None, Some(path)) => std::fs::read_to_string(path).map_err(|e| {
-                Failure::Usage(format!("cannot read --body-file {}: {e}", path.display()))
+                Failure::Other(format!("cannot read --body-file {}: {e}", path.display()))
             })?,
             (None, None) => unreachable!("clap requires --body or --body-file"),
         };

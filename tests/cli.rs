@@ -474,3 +474,29 @@ fn ingest_takes_a_maildir_and_an_mbox() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a Maildir"));
 }
+
+#[test]
+fn unreadable_inputs_are_failures_and_an_unusable_database_url_a_config_error() {
+    let gw = Gateway::new();
+    let missing = gw.path("missing.csv");
+    let csv = gw.run(&["users", "import", missing.to_str().unwrap()]);
+    let mail = gw.run(&["ingest", gw.path("missing.eml").to_str().unwrap()]);
+    assert_eq!(csv.status.code(), Some(1));
+    assert_eq!(
+        mail.status.code(),
+        Some(1),
+        "the same for a mail as for a CSV"
+    );
+    assert!(String::from_utf8_lossy(&csv.stderr).contains("missing.csv"));
+
+    let config = std::fs::read_to_string(&gw.config).unwrap().replace(
+        "url = \"sqlite://ticketgate.db\"",
+        "url = \"postgres://127.0.0.1:1/none\"",
+    );
+    std::fs::write(&gw.config, config).unwrap();
+    let out = gw.run(&["ticket", "list"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    // This version refuses PostgreSQL: the config's fault, exit 2.
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("[database] url"), "{err}");
+}

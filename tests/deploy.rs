@@ -35,8 +35,8 @@ fn the_unit_is_rated_ok_by_systemd_analyze_security() {
         "User=ticketgate",
         "StateDirectory=ticketgate",
         "ProtectSystem=strict",
-        "ExecStartPre=/usr/local/bin/ticketgate --config /etc/ticketgate/ticketgate.toml check --config-only",
-        "ExecStart=/usr/local/bin/ticketgate --config /etc/ticketgate/ticketgate.toml run",
+        "ExecStartPre=ticketgate --config /etc/ticketgate/ticketgate.toml check --config-only",
+        "ExecStart=ticketgate --config /etc/ticketgate/ticketgate.toml run",
     ] {
         assert!(unit.lines().any(|l| l == line), "the unit lacks {line}");
     }

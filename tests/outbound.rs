@@ -500,3 +500,23 @@ fn a_notification_says_what_was_true_at_its_event() {
         .unwrap();
     assert!(text(&solved.1).contains("ist gelöst"));
 }
+
+#[test]
+fn the_notice_to_a_member_names_the_key_users_to_ask() {
+    let gw = Gateway::with_config_extra("[outbound]\ntransport = \"file\"\ndir = \"outbox\"\n");
+    gw.ingest(&Mail::new(PETER, "Bitte Lizenz verlängern", "x").render());
+    flush(&gw);
+    let notice = text(&delivered(&gw)[0].1);
+    assert!(
+        notice.contains(&format!("- Anna Schmidt <{ANNA}>")),
+        "{notice}"
+    );
+    assert!(
+        notice.contains(&format!("- Jonas Becker <{JONAS}>")),
+        "{notice}"
+    );
+    assert!(
+        !notice.contains(JOHN),
+        "only her own organization's: {notice}"
+    );
+}

@@ -172,6 +172,9 @@ pub struct World {
     pub people: HashMap<String, Person>,
     pub people_by_id: HashMap<i64, Person>,
     pub organizations: HashMap<i64, String>,
+    /// The key users of the organizations of members among the people (the
+    /// notice to a member names them).
+    pub key_users: HashMap<i64, Vec<Person>>,
     pub tickets: HashMap<i64, Ticket>,
     /// Message-ID → the ticket it threads into.
     pub refs: HashMap<String, i64>,
@@ -190,6 +193,7 @@ impl World {
             people: HashMap::new(),
             people_by_id: HashMap::new(),
             organizations: HashMap::new(),
+            key_users: HashMap::new(),
             tickets: HashMap::new(),
             refs: HashMap::new(),
             chains: HashMap::new(),
@@ -306,6 +310,16 @@ pub fn admit(
             },
             subject: mail.subject.clone(),
             reopen_days: policy.reopen_days,
+            key_users: world
+                .key_users
+                .get(&person.organization_id)
+                .into_iter()
+                .flatten()
+                .map(|k| PersonRef {
+                    name: k.name.clone(),
+                    email: k.email.clone(),
+                })
+                .collect(),
             ..Default::default()
         };
         decision.writes.notices.push(Notice {
@@ -898,6 +912,7 @@ fn ticket_notice(
         subject: subject.clone(),
         reopen_days: policy.reopen_days,
         link: String::new(),
+        key_users: Vec::new(),
     };
     Notice {
         event,

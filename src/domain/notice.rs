@@ -86,6 +86,9 @@ pub struct Context {
     /// An account mail's activation or reset link.
     #[serde(default)]
     pub link: String,
+    /// For the notice to a member: who in their organization may write.
+    #[serde(default)]
+    pub key_users: Vec<PersonRef>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -178,6 +178,10 @@ pub fn sample_context() -> Context {
         subject: "Frage".into(),
         reopen_days: 14,
         link: "https://help.example.com/activate/x".into(),
+        key_users: vec![PersonRef {
+            name: "Jonas Becker".into(),
+            email: "jonas@example.com".into(),
+        }],
     }
 }
 

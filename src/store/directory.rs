@@ -130,3 +130,22 @@ pub async fn active_emails(conn: &mut Conn) -> Result<Vec<String>, sqlx::Error> 
         .fetch_all(&mut *conn)
         .await
 }
+
+/// The active key users of these organizations, by name.
+pub async fn key_users_of(
+    conn: &mut Conn,
+    organizations: &[i64],
+) -> Result<Vec<Person>, sqlx::Error> {
+    if organizations.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "{PERSON} WHERE active = 1 AND role = 'key_user' AND organization_id IN ({}) ORDER BY name",
+        list(conn, organizations.len())
+    );
+    let mut query = sqlx::query_as(&sql);
+    for id in organizations {
+        query = query.bind(*id);
+    }
+    query.fetch_all(&mut *conn).await
+}

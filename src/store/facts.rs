@@ -93,6 +93,21 @@ pub async fn load(
         .await?
         .into_iter()
         .collect();
+    let members_of: Vec<i64> = world
+        .people
+        .values()
+        .filter(|p| p.role == crate::domain::sender::Role::Member)
+        .map(|p| p.organization_id)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    for key_user in directory::key_users_of(conn, &members_of).await? {
+        world
+            .key_users
+            .entry(key_user.organization_id)
+            .or_default()
+            .push(key_user);
+    }
     let loaded: Vec<i64> = world.tickets.keys().copied().collect();
     world.chains = messages::chains(conn, &loaded, MAX_REFERENCES)
         .await?

@@ -194,6 +194,14 @@ impl Store {
         } else {
             Backend::Postgres
         };
+        if backend == Backend::Postgres {
+            // Refused before connecting: waiting for a server this version
+            // cannot use anyway would only hide the reason.
+            return Err(sqlx::Error::Configuration(
+                "PostgreSQL is not supported yet by this version of ticketgate; use sqlite://"
+                    .into(),
+            ));
+        }
         let url = match backend {
             Backend::Sqlite if !url.contains("mode=") && !url.contains(":memory:") => {
                 let sep = if url.contains('?') { '&' } else { '?' };
