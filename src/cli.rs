@@ -239,6 +239,13 @@ enum TicketCommand {
         ticketgate ticket reply 12 --agent lena@example.com --body-file - < answer.txt"
     )]
     Reply(ReplyArgs),
+    /// Stop sending a follower (a colleague who was in Cc) the answers.
+    Unfollow {
+        /// The ticket number.
+        id: i64,
+        /// The follower's address.
+        email: String,
+    },
     /// Solve a ticket: the requester gets the solved notice with rating links.
     Solve {
         /// The ticket number.
@@ -777,7 +784,11 @@ impl Context {
     async fn ingest(&self, files: &[PathBuf], json: bool) -> CliResult {
         let pipeline = Pipeline::new(&self.settings);
         self.import_blob_files().await?;
-        let show_progress = std::io::stderr().is_terminal() && files.len() > 1;
+        // A counter on the terminal only while the per-message lines go
+        // elsewhere (a file, a pipe): on one screen they would run together.
+        let show_progress = std::io::stderr().is_terminal()
+            && !std::io::stdout().is_terminal()
+            && (files.len() > 1 || files.iter().any(|f| f.is_dir()));
         let limits = &self.settings.limits;
         let mut out = IngestOutput {
             json,
@@ -946,6 +957,14 @@ impl Context {
                 drop(conn);
                 return self.solve(id, json).await;
             }
+            TicketCommand::Unfollow { id, email } => {
+                if !store::tickets::unfollow(&mut conn, id, &email).await? {
+                    return Err(Failure::Other(format!(
+                        "{email} does not follow ticket #{id}"
+                    )));
+                }
+                eprintln!("{email} no longer follows #{id}");
+            }
         }
         Ok(ExitCode::SUCCESS)
     }
@@ -992,6 +1011,7 @@ impl Context {
                     message_id: None,
                     category: None,
                     urgent: false,
+                    cc: Vec::new(),
                 };
                 agent_comment(world, policy, answer, args.id, &commands, now)
             })

@@ -520,3 +520,51 @@ fn the_notice_to_a_member_names_the_key_users_to_ask() {
         "only her own organization's: {notice}"
     );
 }
+
+#[test]
+fn colleagues_in_cc_get_the_public_answers_until_they_are_removed() {
+    let gw = Gateway::with_config_extra("[outbound]\ntransport = \"file\"\ndir = \"outbox\"\n");
+    let mail = Mail::new(ANNA, "Druckerproblem", "Er druckt nicht.")
+        .header("Cc", &format!("{PETER}, {JOHN}, fremd@elsewhere.example"));
+    assert_eq!(gw.ingest(&mail.render())["outcome"], "created");
+    assert_eq!(gw.ticket(1)["followers"], serde_json::json!([PETER]));
+    gw.ok(&[
+        "ticket",
+        "reply",
+        "1",
+        "--agent",
+        LENA,
+        "--body",
+        "Bitte neu starten.",
+    ]);
+    let to = |gw: &Gateway| -> Vec<String> {
+        let mut to: Vec<String> = gw
+            .outbox()
+            .iter()
+            .filter(|r| r["event"] == "agent_reply")
+            .map(|r| r["to"][0].as_str().unwrap().to_string())
+            .collect();
+        to.sort();
+        to
+    };
+    assert_eq!(to(&gw), vec![ANNA.to_string(), PETER.to_string()]);
+    gw.ok(&["ticket", "unfollow", "1", PETER]);
+    assert_eq!(gw.ticket(1)["followers"], serde_json::json!([]));
+    gw.ok(&[
+        "ticket",
+        "reply",
+        "1",
+        "--agent",
+        LENA,
+        "--body",
+        "Und jetzt?",
+    ]);
+    assert_eq!(
+        to(&gw),
+        vec![ANNA.to_string(), ANNA.to_string(), PETER.to_string()]
+    );
+    assert_eq!(
+        gw.run(&["ticket", "unfollow", "1", PETER]).status.code(),
+        Some(1)
+    );
+}

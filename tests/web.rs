@@ -889,6 +889,7 @@ async fn a_comment_in_the_browser_follows_the_same_rules_as_one_by_mail() {
             message_id: None,
             category: None,
             urgent: false,
+            cc: Vec::new(),
         };
         ticketgate::domain::decide::agent_comment(
             world,

@@ -82,6 +82,8 @@ pub struct Writes {
     pub suspend: bool,
     /// Our notifications a bounce names: marked `bounced`.
     pub bounced: Vec<String>,
+    /// People who follow a ticket from now on: (ticket, person id).
+    pub followers: Vec<(i64, i64)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -180,6 +182,8 @@ pub struct World {
     pub refs: HashMap<String, i64>,
     /// The newest references of each ticket, oldest first.
     pub chains: HashMap<i64, Vec<String>>,
+    /// Who follows each ticket besides its requester (person ids).
+    pub followers: HashMap<i64, Vec<i64>>,
     pub next_ticket_id: i64,
     pub next_comment_id: i64,
     random: rand::rngs::StdRng,
@@ -197,6 +201,7 @@ impl World {
             tickets: HashMap::new(),
             refs: HashMap::new(),
             chains: HashMap::new(),
+            followers: HashMap::new(),
             next_ticket_id,
             next_comment_id,
             random: match seed {
@@ -219,6 +224,12 @@ impl World {
     /// message of the batch sees them.
     pub fn absorb(&mut self, decision: &Decision) {
         let writes = &decision.writes;
+        for (ticket, person) in &writes.followers {
+            let followers = self.followers.entry(*ticket).or_default();
+            if !followers.contains(person) {
+                followers.push(*person);
+            }
+        }
         if let Some(ticket) = &writes.ticket {
             self.tickets.insert(ticket.id, ticket.clone());
         }
@@ -355,6 +366,9 @@ pub struct Contribution {
     pub category: Option<Category>,
     /// An emergency marker in the subject, or the emergency box.
     pub urgent: bool,
+    /// The other addresses the mail was sent to (To, Cc): colleagues of the
+    /// ticket's organization among them follow it.
+    pub cc: Vec<String>,
 }
 
 /// A mail that got past the gates: threaded by its `hints` (first match
@@ -585,11 +599,13 @@ fn new_ticket(
         solve_count: 0,
     };
     let inbound = contribution.message_id.clone();
+    let followers = new_followers(world, &ticket, &contribution.cc);
     let comment = new_comment(world, &ticket, contribution, true, now);
     let said = comment_ref(&author, &comment);
     let mut writes = Writes {
         ticket: Some(ticket.clone()),
         comment: Some(comment),
+        followers,
         ..Default::default()
     };
     if let Some(inbound) = &inbound {
@@ -649,11 +665,13 @@ fn customer_writes(
     }
     let author = contribution.author.clone();
     let inbound = contribution.message_id.clone();
+    let followers = new_followers(world, &ticket, &contribution.cc);
     let comment = new_comment(world, &ticket, contribution, true, now);
     let said = comment_ref(&author, &comment);
     let mut writes = Writes {
         ticket: Some(ticket.clone()),
         comment: Some(comment),
+        followers,
         ..Default::default()
     };
     if let Some(inbound) = &inbound {
@@ -727,6 +745,29 @@ fn agent_writes(
     if let Some(inbound) = &inbound {
         writes.refs.push((inbound.clone(), after.id));
     }
+    if public {
+        // The ticket's followers read the public answers too.
+        let followers: Vec<Person> = world
+            .followers
+            .get(&after.id)
+            .into_iter()
+            .flatten()
+            .filter(|id| **id != after.requester_id)
+            .filter_map(|id| world.people_by_id.get(id).cloned())
+            .collect();
+        for follower in followers {
+            let notice = ticket_notice(
+                world,
+                policy,
+                Event::AgentReply,
+                recipient_of(&follower),
+                &after,
+                Some(said.clone()),
+                inbound.as_deref(),
+            );
+            writes.push_notice(notice);
+        }
+    }
     if let Some(requester) = world.people_by_id.get(&after.requester_id).cloned() {
         if public {
             let notice = ticket_notice(
@@ -757,6 +798,28 @@ fn agent_writes(
     decision.followup_of = followup_of;
     world.absorb(&decision);
     decision
+}
+
+/// The people of `ticket`'s organization among `cc` who do not follow it
+/// yet (not the requester): they follow it from now on. Strangers and
+/// other organizations' people in Cc get nothing.
+fn new_followers(world: &World, ticket: &Ticket, cc: &[String]) -> Vec<(i64, i64)> {
+    let known = world.followers.get(&ticket.id);
+    let mut found: Vec<(i64, i64)> = Vec::new();
+    for address in cc {
+        let Some(person) = world.person(address) else {
+            continue;
+        };
+        let colleague = person.organization_id == ticket.organization_id
+            && matches!(person.role, Role::KeyUser | Role::Member);
+        let new = person.id != ticket.requester_id
+            && !known.is_some_and(|k| k.contains(&person.id))
+            && !found.iter().any(|(_, p)| *p == person.id);
+        if colleague && new {
+            found.push((ticket.id, person.id));
+        }
+    }
+    found
 }
 
 fn new_comment(

@@ -27,6 +27,9 @@ use crate::store::{Conn, Store};
 
 pub use crate::domain::decide::{Outcome, Reason};
 
+/// Recipients of one mail looked at as possible followers.
+const MAX_FOLLOWERS_PER_MAIL: usize = 50;
+
 /// One `ingest --json` line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Report {
@@ -588,6 +591,11 @@ impl Pipeline {
         }
         for (mail, hints) in prepared.iter().filter_map(|p| p.mail.as_ref()) {
             wanted.emails.extend(mail.from.clone());
+            // Colleagues in To/Cc may become followers; a mail to hundreds
+            // of addresses does not make hundreds of lookups.
+            wanted
+                .emails
+                .extend(mail.recipients.iter().take(MAX_FOLLOWERS_PER_MAIL).cloned());
             wanted
                 .referenced
                 .extend(hints.referenced_ids.iter().cloned());
@@ -642,6 +650,7 @@ impl Pipeline {
             message_id: Some(message_id.clone()),
             category: None,
             urgent: is_emergency(&mail.subject, &self.policy.emergency_markers),
+            cc: mail.recipients.clone(),
         };
         let decision = decide_mail(world, &self.policy, &hints, contribution, now);
         (decision, Some(mail), message_id)

@@ -70,10 +70,15 @@ pub async fn load(
     for ticket in tickets::by_ids(conn, &ids).await? {
         world.tickets.insert(ticket.id, ticket);
     }
+    let loaded_tickets: Vec<i64> = world.tickets.keys().copied().collect();
+    for (ticket, person) in super::tickets::followers_of(conn, &loaded_tickets).await? {
+        world.followers.entry(ticket).or_default().push(person);
+    }
     let requesters: Vec<i64> = world
         .tickets
         .values()
         .map(|t| t.requester_id)
+        .chain(world.followers.values().flatten().copied())
         .filter(|id| !world.people_by_id.contains_key(id))
         .collect::<BTreeSet<_>>()
         .into_iter()

@@ -142,6 +142,8 @@ pub struct TicketView {
     pub rating: Option<Rating>,
     pub rating_comment: Option<String>,
     pub comments: Vec<CommentView>,
+    /// Colleagues who get the public answers too (by address).
+    pub followers: Vec<String>,
     #[serde(skip)]
     pub organization_id: i64,
     #[serde(skip)]
@@ -238,9 +240,54 @@ pub async fn view(conn: &mut Conn, id: i64) -> Result<Option<TicketView>, sqlx::
         rating,
         rating_comment,
         comments,
+        followers: follower_emails(conn, id).await?,
         organization_id: summary.organization_id,
         solve_count,
     }))
+}
+
+/// Who follows these tickets: (ticket, person id).
+pub async fn followers_of(
+    conn: &mut Conn,
+    tickets: &[i64],
+) -> Result<Vec<(i64, i64)>, sqlx::Error> {
+    if tickets.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT ticket_id, user_id FROM followers WHERE ticket_id IN ({}) ORDER BY created_at, user_id",
+        list(conn, tickets.len())
+    );
+    let mut query = sqlx::query_as(&sql);
+    for id in tickets {
+        query = query.bind(*id);
+    }
+    query.fetch_all(&mut *conn).await
+}
+
+/// The addresses following a ticket.
+pub async fn follower_emails(conn: &mut Conn, ticket: i64) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT u.email FROM followers f JOIN users u ON u.id = f.user_id
+         WHERE f.ticket_id = $1 ORDER BY f.created_at, u.email",
+    )
+    .bind(ticket)
+    .fetch_all(&mut *conn)
+    .await
+}
+
+/// Ends a person's following of a ticket; false when they did not follow.
+pub async fn unfollow(conn: &mut Conn, ticket: i64, email: &str) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query(
+        "DELETE FROM followers WHERE ticket_id = $1
+           AND user_id IN (SELECT id FROM users WHERE email = $2)",
+    )
+    .bind(ticket)
+    .bind(crate::domain::sender::normalize_email(email))
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+        > 0)
 }
 
 /// Whose tickets a help center list shows.

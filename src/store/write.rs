@@ -72,6 +72,19 @@ pub async fn apply(
     blobs::put_all(conn, &contents).await?;
     insert_attachments(conn, &comments).await?;
 
+    let followers: Vec<(i64, i64)> = items
+        .iter()
+        .flat_map(|i| i.decision.writes.followers.iter().copied())
+        .collect();
+    super::insert_rows(
+        conn,
+        "INSERT INTO followers (ticket_id, user_id, created_at)",
+        3,
+        "ON CONFLICT (ticket_id, user_id) DO NOTHING",
+        &followers,
+        |query, (ticket, person)| query.bind(*ticket).bind(*person).bind(now),
+    )
+    .await?;
     outbox::enqueue_all(conn, &notices, now).await?;
     messages::add_refs(conn, &refs, now).await?;
 

@@ -352,6 +352,7 @@ pub async fn create(
                 message_id: None,
                 category,
                 urgent,
+                cc: Vec::new(),
             };
             decide::open_ticket(world, policy, request, followup_of, now)
         })
@@ -542,6 +543,7 @@ pub async fn comment(
                 message_id: None,
                 category: None,
                 urgent: false,
+                cc: Vec::new(),
             };
             if author.role == Role::Agent {
                 decide::agent_comment(

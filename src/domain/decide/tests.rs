@@ -110,6 +110,7 @@ fn contribution(author: &Person, mail: &InboundMail, body: &str) -> Contribution
         message_id: mail.message_id.clone(),
         category: None,
         urgent: crate::domain::ticket::is_emergency(&mail.subject, &policy().emergency_markers),
+        cc: mail.recipients.clone(),
     }
 }
 
@@ -325,6 +326,7 @@ fn the_cli_and_the_help_center_use_the_same_rules() {
         message_id: None,
         category: None,
         urgent: false,
+        cc: Vec::new(),
     };
     let decision = customer_comment(&mut world, &policy(), comment.clone(), 7, NOW).unwrap();
     assert_eq!(decision.ticket, Some((7, Status::Open)));
@@ -533,4 +535,67 @@ fn in_the_help_center_key_users_and_agents_solve_members_and_strangers_do_not() 
     let mut world = world_with(Status::Pending, None);
     let decision = solve_as(&mut world, &policy(), &anna().email, 7, NOW).unwrap();
     assert_eq!(events(&decision), vec![(Event::TicketSolved, anna().email)]);
+}
+
+#[test]
+fn colleagues_in_cc_follow_and_hear_the_answers_strangers_do_not() {
+    let mut world = World::new(8, 100, Some(1));
+    for p in [anna(), peter(), john(), lena()] {
+        world.add_person(p);
+    }
+    world.organizations.insert(1, "Müller GmbH".into());
+    let mut mail = mail(&anna(), "Druckerproblem");
+    mail.recipients = vec![
+        "support@vendor.example".into(),
+        peter().email,
+        john().email,
+        "fremd@elsewhere.example".into(),
+        anna().email,
+    ];
+    let created = decide_mail(
+        &mut world,
+        &policy(),
+        &hints(&mail),
+        contribution(&anna(), &mail, "Er druckt nicht."),
+        NOW,
+    );
+    assert_eq!(
+        created.writes.followers,
+        vec![(8, peter().id)],
+        "Peter only"
+    );
+    let answer = Contribution {
+        author: lena(),
+        subject: String::new(),
+        body: "Bitte neu starten.".into(),
+        full_text: String::new(),
+        attachments: Vec::new(),
+        message_id: None,
+        category: None,
+        urgent: false,
+        cc: Vec::new(),
+    };
+    let answered = agent_comment(
+        &mut world,
+        &policy(),
+        answer.clone(),
+        8,
+        &Default::default(),
+        NOW,
+    )
+    .unwrap();
+    let mut told: Vec<String> = events(&answered)
+        .into_iter()
+        .filter(|(e, _)| *e == Event::AgentReply)
+        .map(|(_, to)| to)
+        .collect();
+    told.sort();
+    assert_eq!(told, vec![anna().email, peter().email]);
+    // An internal note tells nobody.
+    let internal = AgentCommands {
+        internal: true,
+        ..Default::default()
+    };
+    let note = agent_comment(&mut world, &policy(), answer, 8, &internal, NOW).unwrap();
+    assert!(events(&note).is_empty());
 }
