@@ -485,6 +485,7 @@ impl Settings {
     pub fn parse(text: &str, config_dir: &Path) -> Result<Settings, String> {
         let mut settings: Settings = toml::from_str(text).map_err(|e| e.to_string())?;
         settings.config_dir = config_dir.to_path_buf();
+        settings.read_secrets(config_dir)?;
         settings.validate()?;
         settings.database.url = resolve_database_url(&settings.database.url, config_dir);
         settings.outbound.dir = config_dir.join(&settings.outbound.dir);
@@ -624,6 +625,41 @@ impl Settings {
                 "[web] base_url = {:?} must be an http(s) URL",
                 self.web.base_url
             ));
+        }
+        Ok(())
+    }
+
+    /// Secrets may live outside the config: `"credential:NAME"` reads
+    /// `$CREDENTIALS_DIRECTORY/NAME` (systemd's `LoadCredential=`), and
+    /// `"file:PATH"` reads a file (relative to the config's directory).
+    fn read_secrets(&mut self, config_dir: &Path) -> Result<(), String> {
+        let mut secrets: Vec<(&str, &mut String)> =
+            vec![("[security] token_secret", &mut self.security.token_secret)];
+        if let Some(imap) = &mut self.imap {
+            if let Some(password) = &mut imap.password {
+                secrets.push(("[imap] password", password));
+            }
+            if let Some(token) = &mut imap.xoauth2_token {
+                secrets.push(("[imap] xoauth2_token", token));
+            }
+        }
+        if let Some(password) = self.smtp.as_mut().and_then(|s| s.password.as_mut()) {
+            secrets.push(("[smtp] password", password));
+        }
+        for (key, value) in secrets {
+            let path = if let Some(name) = value.strip_prefix("credential:") {
+                let dir = std::env::var_os("CREDENTIALS_DIRECTORY").ok_or_else(|| {
+                    format!("{key} = \"{value}\" needs systemd's LoadCredential= ($CREDENTIALS_DIRECTORY is not set)")
+                })?;
+                Path::new(&dir).join(name)
+            } else if let Some(file) = value.strip_prefix("file:") {
+                config_dir.join(file)
+            } else {
+                continue;
+            };
+            let secret = std::fs::read_to_string(&path)
+                .map_err(|e| format!("{key}: cannot read {} ({e})", path.display()))?;
+            *value = secret.trim_end_matches(['\r', '\n']).to_string();
         }
         Ok(())
     }
@@ -791,6 +827,27 @@ mod tests {
         assert_eq!(settings.policy.reopen_days, 14);
         assert_eq!(settings.categories.get("billing"), Some(&Category::Billing));
         assert_eq!(settings.categories.get("whatever"), None);
+    }
+
+    #[test]
+    fn secrets_can_be_read_from_files_beside_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("secret"), "a-long-random-secret-value\n").unwrap();
+        let text = SAMPLE.replace(
+            "token_secret = \"change-me\"",
+            "token_secret = \"file:secret\"",
+        );
+        let settings = Settings::parse(&text, dir.path()).unwrap();
+        assert_eq!(settings.security.token_secret, "a-long-random-secret-value");
+        let missing = SAMPLE.replace(
+            "token_secret = \"change-me\"",
+            "token_secret = \"file:nope\"",
+        );
+        let err = Settings::parse(&missing, dir.path()).unwrap_err();
+        assert!(
+            err.contains("[security] token_secret") && err.contains("nope"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -500,3 +500,47 @@ fn unreadable_inputs_are_failures_and_an_unusable_database_url_a_config_error() 
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("[database] url"), "{err}");
 }
+
+#[test]
+fn secrets_come_from_systemd_credentials() {
+    let gw = Gateway::new();
+    let config = std::fs::read_to_string(&gw.config).unwrap().replace(
+        &format!("token_secret = \"{SECRET}\""),
+        "token_secret = \"credential:token_secret\"",
+    );
+    std::fs::write(&gw.config, config).unwrap();
+    let credentials = gw.path("credentials");
+    std::fs::create_dir(&credentials).unwrap();
+    std::fs::write(
+        credentials.join("token_secret"),
+        "0123456789abcdef0123456789abcdef\n",
+    )
+    .unwrap();
+    let with = Command::new(env!("CARGO_BIN_EXE_ticketgate"))
+        .args([
+            "--config",
+            gw.config.to_str().unwrap(),
+            "check",
+            "--config-only",
+        ])
+        .env("CREDENTIALS_DIRECTORY", &credentials)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&with.stdout);
+    assert!(
+        with.status.success() && report.contains("ok    token_secret"),
+        "{report}"
+    );
+    let without = Command::new(env!("CARGO_BIN_EXE_ticketgate"))
+        .args([
+            "--config",
+            gw.config.to_str().unwrap(),
+            "check",
+            "--config-only",
+        ])
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .output()
+        .unwrap();
+    assert_eq!(without.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&without.stderr).contains("LoadCredential"));
+}
