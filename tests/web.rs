@@ -793,6 +793,15 @@ async fn opening_a_rating_link_records_nothing_only_the_form_does() {
         )
         .await;
     assert_eq!(forged.status, StatusCode::NOT_FOUND);
+    assert!(
+        forged.body.contains("Bewertungslink ist nicht gültig"),
+        "{}",
+        forged.body
+    );
+    assert!(
+        !forged.body.contains("/password/forgot"),
+        "not an account link"
+    );
     assert_eq!(
         hc.ticket(ticket).await.rating,
         Some(ticketgate::domain::ticket::Rating::Good)

@@ -399,7 +399,7 @@ impl Visitor {
             "not_found" => "not_found_title",
             "forbidden" | "closed" => "forbidden_title",
             "csrf" => "csrf_title",
-            "link_invalid" => "link_invalid_title",
+            "link_invalid" | "rating_link_invalid" => "link_invalid_title",
             "not_rateable" => "not_rateable_title",
             _ => "error_title",
         };

@@ -267,6 +267,10 @@ pub fn message(lang: &str, key: &str) -> &'static str {
             "This link no longer works: it was used already, has expired or was replaced by a newer one.",
         ),
         "request_new_link" => ("Neuen Link anfordern", "Ask for a new link"),
+        "rating_link_invalid" => (
+            "Dieser Bewertungslink ist nicht gültig. Bitte nutzen Sie den Link aus der E-Mail unverändert.",
+            "This rating link is not valid. Please use the link from the mail as it is.",
+        ),
         "not_found_title" => ("Nicht gefunden", "Not found"),
         "not_found" => (
             "Diese Seite gibt es nicht, oder sie ist für Sie nicht sichtbar.",

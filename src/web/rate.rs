@@ -64,7 +64,7 @@ fn rate_page(
 fn refusal_page(visitor: &Visitor, refusal: Refusal) -> Failure {
     match refusal {
         Refusal::NotRateable(_) => visitor.failure(StatusCode::CONFLICT, "not_rateable"),
-        _ => visitor.failure(StatusCode::NOT_FOUND, "link_invalid"),
+        _ => visitor.failure(StatusCode::NOT_FOUND, "rating_link_invalid"),
     }
 }
 
