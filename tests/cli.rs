@@ -476,7 +476,7 @@ fn ingest_takes_a_maildir_and_an_mbox() {
 }
 
 #[test]
-fn unreadable_inputs_are_failures_and_an_unusable_database_url_a_config_error() {
+fn unreadable_inputs_and_an_unreachable_database_are_failures() {
     let gw = Gateway::new();
     let missing = gw.path("missing.csv");
     let csv = gw.run(&["users", "import", missing.to_str().unwrap()]);
@@ -496,9 +496,12 @@ fn unreadable_inputs_are_failures_and_an_unusable_database_url_a_config_error() 
     std::fs::write(&gw.config, config).unwrap();
     let out = gw.run(&["ticket", "list"]);
     let err = String::from_utf8_lossy(&out.stderr);
-    // This version refuses PostgreSQL: the config's fault, exit 2.
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("[database] url"), "{err}");
+    // A server that is not there is no config error: exit 1, naming it.
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("cannot open the database postgres://127.0.0.1:1/none"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -194,14 +194,6 @@ impl Store {
         } else {
             Backend::Postgres
         };
-        if backend == Backend::Postgres {
-            // Refused before connecting: waiting for a server this version
-            // cannot use anyway would only hide the reason.
-            return Err(sqlx::Error::Configuration(
-                "PostgreSQL is not supported yet by this version of ticketgate; use sqlite://"
-                    .into(),
-            ));
-        }
         let url = match backend {
             Backend::Sqlite if !url.contains("mode=") && !url.contains(":memory:") => {
                 let sep = if url.contains('?') { '&' } else { '?' };
@@ -270,11 +262,7 @@ impl Store {
     async fn migrate(&self) -> Result<(), sqlx::Error> {
         let migrator = match self.backend {
             Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
-            Backend::Postgres => {
-                return Err(sqlx::Error::Configuration(
-                    "PostgreSQL is not supported yet by this version of ticketgate".into(),
-                ))
-            }
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
         };
         migrator.run(&self.pool).await.map_err(|e| match e {
             sqlx::migrate::MigrateError::Execute(e) => e,
