@@ -354,6 +354,21 @@ async fn an_invitation_sets_a_password_once_and_signs_in() {
         "{cookie}"
     );
     assert!(cookie.contains("Secure"), "https base URL: {cookie}");
+    let mut fresh = hc.browser();
+    let login = fresh.get("/login").await;
+    let csrf_cookie = login
+        .headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|c| c.starts_with("tg_csrf="))
+        .unwrap();
+    assert!(
+        csrf_cookie.contains("HttpOnly")
+            && csrf_cookie.contains("SameSite=Lax")
+            && csrf_cookie.contains("Secure"),
+        "{csrf_cookie}"
+    );
     let stored: String = {
         let mut conn = hc.store.acquire().await.unwrap();
         ticketgate::store::accounts::credentials(&mut conn, ANNA)

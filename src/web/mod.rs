@@ -248,6 +248,8 @@ pub struct Visitor {
     pub csrf: String,
     /// The CSRF cookie is new and must be set with the answer.
     new_csrf: bool,
+    /// Cookies carry `Secure` (the help center is reached by https).
+    secure_cookies: bool,
     pub lang: &'static str,
 }
 
@@ -309,6 +311,7 @@ impl Visitor {
             session,
             csrf,
             new_csrf,
+            secure_cookies: web.secure_cookies,
             lang,
         })
     }
@@ -384,6 +387,7 @@ impl Visitor {
                     &Cookie::build((CSRF_COOKIE, self.csrf.clone()))
                         .http_only(true)
                         .same_site(SameSite::Lax)
+                        .secure(self.secure_cookies)
                         .path("/")
                         .build()
                         .to_string(),
