@@ -8,7 +8,6 @@ use std::sync::OnceLock;
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, SaltString};
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 use rand::RngCore;
-use sha2::{Digest, Sha256};
 
 use crate::domain::account::{self, Throttle, TokenPurpose};
 use crate::domain::decide::Policy;
@@ -25,7 +24,7 @@ pub fn new_secret() -> String {
 
 /// What the database keeps of a secret.
 pub fn digest(secret: &str) -> String {
-    data_encoding::HEXLOWER.encode(&Sha256::digest(secret.as_bytes()))
+    crate::domain::mail::sha256_hex(secret.as_bytes())
 }
 
 /// Argon2id with the crate's defaults (OWASP's minimum: 19 MiB, 2 passes).

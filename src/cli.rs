@@ -1206,12 +1206,7 @@ fn show_suspended(entry: &store::suspended::SuspendedView, raw: &[u8]) -> String
     }
     out.push_str(&format!("message-id: {}\n", entry.message_id));
     out.push_str(&format!("size:       {} bytes\n\n", raw.len()));
-    let header_end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|p| p + 2)
-        .or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|p| p + 1))
-        .unwrap_or(raw.len());
+    let header_end = crate::inbound::parse::header_end(raw).unwrap_or(raw.len());
     out.push_str(&String::from_utf8_lossy(&raw[..header_end]).replace("\r\n", "\n"));
     out.push('\n');
     let limits = crate::config::LimitsSettings::default();

@@ -89,16 +89,27 @@ impl Web {
     }
 
     fn cookie(&self, name: &'static str, value: String, max_age: Option<i64>) -> HeaderValue {
-        let mut cookie = Cookie::build((name, value))
-            .http_only(true)
-            .same_site(SameSite::Lax)
-            .secure(self.secure_cookies)
-            .path("/");
-        if let Some(seconds) = max_age {
-            cookie = cookie.max_age(cookie::time::Duration::seconds(seconds));
-        }
-        HeaderValue::from_str(&cookie.build().to_string()).expect("cookie values are URL-safe")
+        cookie_header(name, value, self.secure_cookies, max_age)
     }
+}
+
+/// A `Set-Cookie` value as every cookie of ours is set: `HttpOnly`,
+/// `SameSite=Lax`, the whole site, `Secure` behind https.
+fn cookie_header(
+    name: &'static str,
+    value: String,
+    secure: bool,
+    max_age: Option<i64>,
+) -> HeaderValue {
+    let mut cookie = Cookie::build((name, value))
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(secure)
+        .path("/");
+    if let Some(seconds) = max_age {
+        cookie = cookie.max_age(cookie::time::Duration::seconds(seconds));
+    }
+    HeaderValue::from_str(&cookie.build().to_string()).expect("cookie values are URL-safe")
 }
 
 /// The help center's routes, with the headers every answer carries.
@@ -381,19 +392,8 @@ impl Visitor {
 
     fn keep_csrf(&self, response: &mut Response) {
         if self.new_csrf {
-            response.headers_mut().append(
-                header::SET_COOKIE,
-                HeaderValue::from_str(
-                    &Cookie::build((CSRF_COOKIE, self.csrf.clone()))
-                        .http_only(true)
-                        .same_site(SameSite::Lax)
-                        .secure(self.secure_cookies)
-                        .path("/")
-                        .build()
-                        .to_string(),
-                )
-                .expect("cookie values are URL-safe"),
-            );
+            let cookie = cookie_header(CSRF_COOKIE, self.csrf.clone(), self.secure_cookies, None);
+            response.headers_mut().append(header::SET_COOKIE, cookie);
         }
     }
 

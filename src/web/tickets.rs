@@ -9,7 +9,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Form;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 use super::{Failure, Shared, Visitor};
 use crate::domain::decide::{self, Contribution, Decision, Refusal};
@@ -257,7 +256,7 @@ fn uploaded(filename: &str, content_type: Option<&str>, data: Vec<u8>) -> Attach
         original_filename: (safe != filename).then(|| filename.to_string()),
         filename: safe,
         content_type,
-        sha256: data_encoding::HEXLOWER.encode(&Sha256::digest(&data)),
+        sha256: crate::domain::mail::sha256_hex(&data),
         data,
     }
 }
