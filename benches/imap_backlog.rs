@@ -11,7 +11,12 @@
 //!    daemon is busy with the previous ones: latency under steady load;
 //! 4. mid-drain arrival: one message APPENDed while the daemon drains a
 //!    burst that IDLE announced, after its SEARCH; it must not wait for
-//!    the next arrival.
+//!    the next arrival;
+//! 5. several instances: two daemons on one fresh PostgreSQL database
+//!    (127.0.0.1:5432; skipped with a note when it does not answer), two
+//!    mailboxes of N messages each waiting at the start; measured until
+//!    every message of both has its committed outcome
+//!    (TG_BENCH_PART=instances runs only this part).
 //!
 //! `cargo bench --bench imap_backlog` (N from TG_BENCH_N, default 10000;
 //! the daemon's `[imap] batch_size` from TG_BENCH_BATCH, default 100;
@@ -124,6 +129,10 @@ async fn bench(n: usize, batch: usize) -> Vec<String> {
     // the daemon's fsyncs.
     // SAFETY: sync has no preconditions.
     unsafe { libc::sync() };
+
+    if std::env::var("TG_BENCH_PART").is_ok_and(|p| p == "instances") {
+        return two_instances_on_postgres(&servers, &bin, &users, n, batch).await;
+    }
 
     // The yardstick: a minimal client that only fetches and moves the same
     // messages from a mailbox of its own, batch by batch.
@@ -450,6 +459,145 @@ async fn bench(n: usize, batch: usize) -> Vec<String> {
     }
     let _ = session.logout().await;
 
+    problems.extend(two_instances_on_postgres(&servers, &bin, &users, n, batch).await);
+
+    if std::env::var_os("TG_BENCH_KEEP").is_some() {
+        println!("kept {}", dir.keep().display());
+    }
+    problems
+}
+
+/// Part 5: two daemons on one PostgreSQL database, two mailboxes of `n`
+/// messages each, both waiting when the daemons start.
+async fn two_instances_on_postgres(
+    servers: &MailServers,
+    bin: &Path,
+    users_file: &Path,
+    n: usize,
+    batch: usize,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let name = format!("ticketgate_t_bench_{}", std::process::id());
+    let psql = |sql: &str| {
+        Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-qc",
+                sql,
+            ])
+            .output()
+            .is_ok_and(|out| out.status.success())
+    };
+    if !psql(&format!("DROP DATABASE IF EXISTS {name}"))
+        || !psql(&format!("CREATE DATABASE {name}"))
+    {
+        println!("imap instances: PostgreSQL on 127.0.0.1:5432 does not answer; skipped");
+        return problems;
+    }
+    let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
+    let run = format!("instances-{}", std::process::id());
+    let users = [
+        format!("support-a-{run}@example.com"),
+        format!("support-b-{run}@example.com"),
+    ];
+    let _mailboxes: Vec<_> = users.iter().map(|u| servers.mailbox(u)).collect();
+    for (i, user) in users.iter().enumerate() {
+        servers
+            .multiappend(user, &generate(n, &format!("{run}-{i}"), user))
+            .await;
+    }
+    // SAFETY: sync has no preconditions.
+    unsafe { libc::sync() };
+    let dir = tempfile::Builder::new()
+        .prefix("ticketgate-instances-bench-")
+        .tempdir()
+        .unwrap();
+    let config = dir.path().join("ticketgate.toml");
+    let single = config_text(servers, &users[0], batch).replace("sqlite://bench.db", &url);
+    let imap_start = single.find("[imap]").unwrap();
+    let imap_end = single[imap_start..].find("\n\n").unwrap() + imap_start;
+    let imap = &single[imap_start..imap_end];
+    let mailboxes = format!(
+        "{}\n\n{}\n",
+        imap.replace("[imap]", "[[mailbox]]\nname = \"a\""),
+        imap.replace("[imap]", "[[mailbox]]\nname = \"b\"")
+            .replace(&users[0], &users[1]),
+    );
+    let text = format!(
+        "{}{mailboxes}{}",
+        &single[..imap_start],
+        &single[imap_end..]
+    );
+    std::fs::write(&config, text).unwrap();
+    let import = Command::new(bin)
+        .arg("--config")
+        .arg(&config)
+        .args(["users", "import", "--no-invite"])
+        .arg(users_file)
+        .output()
+        .unwrap();
+    assert!(
+        import.status.success(),
+        "{}",
+        String::from_utf8_lossy(&import.stderr)
+    );
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .unwrap();
+    let processed = || async {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM messages")
+            .fetch_one(&pool)
+            .await
+            .unwrap() as usize
+    };
+
+    let started = Instant::now();
+    let mut daemons: Vec<Daemon> = (0..2)
+        .map(|i| Daemon::spawn(bin, &config, &dir.path().join(format!("daemon-{i}.log"))))
+        .collect();
+    let total = 2 * n;
+    let deadline = started + Duration::from_secs(60 + total as u64 / 50);
+    let mut done = 0;
+    while done < total && Instant::now() < deadline {
+        for daemon in &mut daemons {
+            daemon.assert_running();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        done = processed().await;
+    }
+    let elapsed = started.elapsed();
+    let holders: Vec<(String, String)> =
+        sqlx::query_as("SELECT mailbox, holder FROM mailbox_leases ORDER BY mailbox")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    println!(
+        "imap instances: 2 daemons on PostgreSQL, 2 mailboxes of {n}: {done} messages in {:.2} s = {:.0} messages/s; leases {holders:?}",
+        elapsed.as_secs_f64(),
+        done as f64 / elapsed.as_secs_f64()
+    );
+    if done < total {
+        problems.push(format!("instances: only {done} of {total} processed"));
+    }
+    if holders.len() == 2 && holders[0].1 == holders[1].1 {
+        problems.push("instances: one daemon read both mailboxes".into());
+    }
+    for daemon in &daemons {
+        // SAFETY: kill has no preconditions.
+        unsafe { libc::kill(daemon.child.id() as i32, libc::SIGTERM) };
+    }
+    for daemon in &mut daemons {
+        let _ = daemon.child.wait();
+    }
+    pool.close().await;
+    psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
     if std::env::var_os("TG_BENCH_KEEP").is_some() {
         println!("kept {}", dir.keep().display());
     }

@@ -12,6 +12,11 @@
 //!    multi-row statements, one durable commit per batch (WAL,
 //!    `synchronous = FULL`), nothing else done.
 //!
+//! 3. ticketgate on PostgreSQL: the same messages into a fresh database on
+//!    the PostgreSQL of this machine (127.0.0.1:5432, trust auth; skipped
+//!    with a note when it does not answer), every batch committed durably
+//!    (`synchronous_commit = on`, the server's default).
+//!
 //! `cargo bench --bench ingest` (N from TG_BENCH_N, default 10000).
 
 use std::time::Instant;
@@ -54,7 +59,7 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let pipeline = ticketgate_ingest(&messages).await;
+        let pipeline = ticketgate_ingest(&messages, "sqlite://bench.db").await;
         let limit = write_limit(&messages).await;
         println!("ingest: ticketgate {pipeline:.0} messages/s");
         println!("ingest: SQLite write limit for the same rows {limit:.0} messages/s");
@@ -62,14 +67,64 @@ fn main() {
             "ingest: ticketgate at {:.2} of the write limit",
             pipeline / limit
         );
+        match PostgresDatabase::create() {
+            Some(database) => {
+                let on_postgres = ticketgate_ingest(&messages, &database.url).await;
+                println!("ingest: ticketgate on PostgreSQL {on_postgres:.0} messages/s");
+            }
+            None => println!("ingest: PostgreSQL on 127.0.0.1:5432 does not answer; skipped"),
+        }
         println!("ingest: peak memory (VmHWM) {}", peak_memory());
     });
 }
 
-async fn ticketgate_ingest(messages: &[Generated]) -> f64 {
+/// A fresh PostgreSQL database, dropped at the end.
+struct PostgresDatabase {
+    name: String,
+    url: String,
+}
+
+impl PostgresDatabase {
+    fn create() -> Option<PostgresDatabase> {
+        let name = format!("ticketgate_t_bench_{}", std::process::id());
+        psql(&format!("DROP DATABASE IF EXISTS {name}"))?;
+        psql(&format!("CREATE DATABASE {name}"))?;
+        let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
+        Some(PostgresDatabase { name, url })
+    }
+}
+
+impl Drop for PostgresDatabase {
+    fn drop(&mut self) {
+        psql(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ));
+    }
+}
+
+fn psql(sql: &str) -> Option<()> {
+    let out = std::process::Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-qc",
+            sql,
+        ])
+        .output()
+        .ok()?;
+    out.status.success().then_some(())
+}
+
+async fn ticketgate_ingest(messages: &[Generated], url: &str) -> f64 {
     let dir = tempfile::tempdir().unwrap();
     let config = "[database]\nurl = \"sqlite://bench.db\"\n[mail]\nsupport_address = \"support@example.com\"\nagents_address = \"team@example.com\"\n[security]\ntoken_secret = \"bench\"\ntrusted_authserv_ids = [\"mx.example.com\"]\n";
-    let settings = Settings::parse(config, dir.path()).unwrap();
+    let config = config.replace("sqlite://bench.db", url);
+    let settings = Settings::parse(&config, dir.path()).unwrap();
     let store = Store::open(&settings.database.url).await.unwrap();
     ticketgate::directory::import(&store, &directory())
         .await
@@ -94,7 +149,8 @@ async fn ticketgate_ingest(messages: &[Generated]) -> f64 {
     let elapsed = started.elapsed();
     store.close().await;
     println!(
-        "ingest: ticketgate took {:.2} s; outcomes {outcomes:?}",
+        "ingest: ticketgate on {} took {:.2} s; outcomes {outcomes:?}",
+        url.split(':').next().unwrap_or_default(),
         elapsed.as_secs_f64()
     );
     messages.len() as f64 / elapsed.as_secs_f64()

@@ -42,19 +42,30 @@ impl Acts {
             wanted.emails.insert(normalize_email(staff));
         }
         let mut tx = store.begin().await?;
-        let mut world = facts::load(&mut tx, store.backend, &wanted, None).await?;
-        let decision = match act(&mut world, &self.policy) {
-            Ok(decision) => decision,
-            Err(refusal) => return Ok(Err(refusal)),
-        };
-        let item = Item {
-            decision: &decision,
-            message_id: "",
-            record: None,
-            suspended: None,
-        };
-        write::apply(&mut tx, &[item], &world, now).await?;
-        tx.commit().await?;
-        Ok(Ok(decision))
+        let result = async {
+            let mut world = facts::load(&mut tx, store.backend, &wanted, None).await?;
+            let decision = match act(&mut world, &self.policy) {
+                Ok(decision) => decision,
+                Err(refusal) => return Ok(Err(refusal)),
+            };
+            let item = Item {
+                decision: &decision,
+                message_id: "",
+                record: None,
+                suspended: None,
+            };
+            write::apply(&mut tx, &[item], &world, now).await?;
+            Ok(Ok(decision))
+        }
+        .await;
+        match result {
+            // A refusal wrote nothing: its locks go now, not whenever the
+            // connection is next used.
+            Ok(Err(refusal)) => {
+                tx.rollback().await?;
+                Ok(Err(refusal))
+            }
+            other => crate::store::settle(tx, other).await,
+        }
     }
 }

@@ -121,6 +121,9 @@ enum Command {
     /// Queued and sent notifications.
     #[command(subcommand)]
     Outbox(OutboxCommand),
+    /// The database itself: move it to PostgreSQL.
+    #[command(subcommand)]
+    Db(DbCommand),
     /// Run due scheduler jobs once (close tickets solved longer than
     /// reopen_days, retry due deliveries).
     Tick {
@@ -310,6 +313,21 @@ enum SuspendedCommand {
     Delete {
         /// The entry's id.
         id: i64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum DbCommand {
+    /// Copy this (SQLite) database into an empty PostgreSQL database, and
+    /// check the row counts; this one is left untouched.
+    #[command(
+        after_help = "Example:\n  ticketgate db copy --to postgres://ticketgate@db.example.com/ticketgate\n\n\
+        Then set [database] url to the target and start the instances."
+    )]
+    Copy {
+        /// The target, postgres://user@host/database.
+        #[arg(long)]
+        to: String,
     },
 }
 
@@ -550,21 +568,33 @@ async fn check(settings: &Settings, config_only: bool) -> CliResult {
             ExitCode::SUCCESS
         });
     }
-    match Store::open(&settings.database.url).await {
+    let leases = match Store::open(&settings.database.url).await {
         Ok(store) => {
             report("database", Ok(settings.database.url.clone()));
+            let leases = mailbox_leases(&store).await;
             store.close().await;
+            leases
         }
-        Err(e) => report("database", Err(format!("{}: {e}", settings.database.url))),
+        Err(e) => {
+            report("database", Err(format!("{}: {e}", settings.database.url)));
+            Default::default()
+        }
+    };
+    if settings.mailboxes.is_empty() {
+        report("imap", Ok("not configured (ingest only)".into()));
     }
-    match &settings.imap {
-        Some(imap) => {
-            let connector = crate::inbound::imap::NetConnector::new(imap);
-            for (what, result) in crate::inbound::poller::check(&connector, imap).await {
-                report(&what, result);
-            }
+    for imap in &settings.mailboxes {
+        let connector = crate::inbound::imap::NetConnector::new(imap);
+        for (what, result) in crate::inbound::poller::check(&connector, imap).await {
+            report(&what, result);
         }
-        None => report("imap", Ok("not configured (ingest only)".into())),
+        // Who reads it is news, not a failure: nobody while no
+        // `ticketgate run` is up.
+        let held = leases.get(&imap.name).cloned();
+        report(
+            &format!("{} reader", imap.label()),
+            Ok(held.unwrap_or_else(|| "no instance holds it".into())),
+        );
     }
     let result = match crate::outbound::transport::Outbound::from_settings(settings) {
         Ok(transport) => transport.check().await,
@@ -579,6 +609,40 @@ async fn check(settings: &Settings, config_only: bool) -> CliResult {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Mailbox name → who holds its lease, as `check` says it.
+async fn mailbox_leases(store: &Store) -> std::collections::HashMap<String, String> {
+    let leases = async {
+        let mut conn = store.acquire().await?;
+        crate::store::leases::all(&mut conn, store.backend).await
+    };
+    match leases.await {
+        Ok((leases, now)) => leases
+            .into_iter()
+            .map(|lease| {
+                let state = if lease.expires_at > now {
+                    format!(
+                        "held by {} since {} s, renewed until {} s from now",
+                        lease.holder,
+                        now - lease.taken_at,
+                        lease.expires_at - now
+                    )
+                } else {
+                    format!(
+                        "free: {}'s lease ended {} s ago",
+                        lease.holder,
+                        now - lease.expires_at
+                    )
+                };
+                (lease.mailbox, state)
+            })
+            .collect(),
+        Err(error) => {
+            tracing::warn!("cannot read the mailbox leases: {error}");
+            Default::default()
+        }
+    }
 }
 
 /// The sample with a fresh secret in place of the placeholder.
@@ -692,6 +756,19 @@ impl Context {
             Command::Outbox(OutboxCommand::List { json }) => self.outbox_list(json).await,
             Command::Outbox(OutboxCommand::Flush { json }) => self.outbox_flush(json).await,
             Command::Tick { json } => self.tick(json).await,
+            Command::Db(DbCommand::Copy { to }) => {
+                let counts = store::copy::copy(&self.store, &to)
+                    .await
+                    .map_err(|e| Failure::Other(format!("db copy: {e}")))?;
+                for (table, rows) in &counts {
+                    println!("{table}: {rows} rows");
+                }
+                eprintln!(
+                    "copied {} tables into {to}; the row counts match",
+                    counts.len()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
             Command::Run => {
                 crate::daemon::run(self.settings.clone(), self.store.clone(), self.clock)
                     .await

@@ -26,7 +26,13 @@ pub struct Settings {
     #[serde(default)]
     pub database: DatabaseSettings,
     pub mail: MailSettings,
+    /// One mailbox, named `default`; at load it becomes the first of
+    /// `mailboxes`.
     pub imap: Option<ImapSettings>,
+    /// `[[mailbox]]` entries, after `[imap]` if there is one: every mailbox
+    /// `ticketgate run` reads.
+    #[serde(default, rename = "mailbox")]
+    pub mailboxes: Vec<ImapSettings>,
     #[serde(default)]
     pub outbound: OutboundSettings,
     pub smtp: Option<SmtpSettings>,
@@ -116,6 +122,10 @@ pub struct DaemonSettings {
     /// `json` for one JSON object per log line; text otherwise.
     #[serde(default)]
     pub log_format: Option<String>,
+    /// A mailbox whose reader stopped renewing its lease this long ago is
+    /// taken over by another instance on the same database.
+    #[serde(default = "default_failover_secs")]
+    pub failover_secs: u64,
 }
 
 impl Default for DaemonSettings {
@@ -124,6 +134,7 @@ impl Default for DaemonSettings {
             outbox_interval_secs: default_daemon_interval(),
             metrics_listen: None,
             log_format: None,
+            failover_secs: default_failover_secs(),
         }
     }
 }
@@ -160,6 +171,13 @@ pub struct MailSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImapSettings {
+    /// The mailbox's name in logs, leases and `check` (`default` for
+    /// `[imap]`); required in `[[mailbox]]`.
+    #[serde(default)]
+    pub name: String,
+    /// New tickets from this mailbox get this category unless their
+    /// plus-address chose one (a billing@ mailbox).
+    pub category: Option<Category>,
     pub host: String,
     #[serde(default = "default_imap_port")]
     pub port: u16,
@@ -205,6 +223,40 @@ pub struct ImapSettings {
     pub batch_max_bytes: u64,
 }
 
+/// The name `[imap]` gets: its stored position stays keyed as before.
+pub const DEFAULT_MAILBOX_NAME: &str = "default";
+
+impl ImapSettings {
+    /// How errors name this mailbox's table.
+    pub fn table(&self) -> String {
+        if self.name.is_empty() || self.name == DEFAULT_MAILBOX_NAME {
+            "[imap]".into()
+        } else {
+            format!("[[mailbox]] {:?}", self.name)
+        }
+    }
+
+    /// How `check` and the logs name it.
+    pub fn label(&self) -> String {
+        if self.name == DEFAULT_MAILBOX_NAME {
+            "imap".into()
+        } else {
+            format!("imap {}", self.name)
+        }
+    }
+
+    /// The key of the stored position (`imap_state`): the folder for the
+    /// `default` mailbox, as before there were several; `name/folder` for
+    /// the others, since two accounts may both read an `INBOX`.
+    pub fn state_key(&self) -> String {
+        if self.name == DEFAULT_MAILBOX_NAME {
+            self.mailbox.clone()
+        } else {
+            format!("{}/{}", self.name, self.mailbox)
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutboundSettings {
@@ -219,6 +271,10 @@ pub struct OutboundSettings {
     /// Temporary delivery failures are retried for this long, then failed.
     #[serde(default = "default_retry_hours")]
     pub retry_max_age_hours: i64,
+    /// A row claimed for sending by an instance that died is sent by
+    /// another after this long; longer than a round of sending can take.
+    #[serde(default = "default_claim_secs")]
+    pub claim_secs: u64,
     /// Templates here replace the built-in ones of the same file name.
     pub templates_dir: Option<PathBuf>,
 }
@@ -230,6 +286,7 @@ impl Default for OutboundSettings {
             dir: default_outbox_dir(),
             rate_limit_per_hour: default_rate_limit(),
             retry_max_age_hours: default_retry_hours(),
+            claim_secs: default_claim_secs(),
             templates_dir: None,
         }
     }
@@ -364,6 +421,12 @@ fn default_smtp_port() -> u16 {
 fn default_true() -> bool {
     true
 }
+fn default_claim_secs() -> u64 {
+    300
+}
+fn default_failover_secs() -> u64 {
+    30
+}
 fn default_mailbox() -> String {
     "INBOX".into()
 }
@@ -485,6 +548,12 @@ impl Settings {
     pub fn parse(text: &str, config_dir: &Path) -> Result<Settings, String> {
         let mut settings: Settings = toml::from_str(text).map_err(|e| e.to_string())?;
         settings.config_dir = config_dir.to_path_buf();
+        if let Some(mut imap) = settings.imap.take() {
+            if imap.name.is_empty() {
+                imap.name = DEFAULT_MAILBOX_NAME.into();
+            }
+            settings.mailboxes.insert(0, imap);
+        }
         settings.read_secrets(config_dir)?;
         settings.validate()?;
         settings.database.url = resolve_database_url(&settings.database.url, config_dir);
@@ -493,7 +562,7 @@ impl Settings {
         if let Some(dir) = &settings.outbound.templates_dir {
             settings.outbound.templates_dir = Some(config_dir.join(dir));
         }
-        if let Some(imap) = &mut settings.imap {
+        for imap in &mut settings.mailboxes {
             if let Some(ca) = &imap.ca_file {
                 imap.ca_file = Some(config_dir.join(ca));
             }
@@ -554,9 +623,17 @@ impl Settings {
                 );
             }
         }
-        if let Some(imap) = &self.imap {
+        let mut names = std::collections::HashSet::new();
+        for imap in &self.mailboxes {
+            let table = imap.table();
+            if imap.name.trim().is_empty() {
+                return Err("[[mailbox]] needs a name".into());
+            }
+            if !names.insert(imap.name.as_str()) {
+                return Err(format!("{table}: the name is used by another mailbox"));
+            }
             if imap.batch_size == 0 {
-                return Err("[imap] batch_size must be at least 1".into());
+                return Err(format!("{table} batch_size must be at least 1"));
             }
             for (key, value) in [
                 ("timeout_secs", imap.timeout_secs),
@@ -565,15 +642,23 @@ impl Settings {
                 ("batch_max_bytes", imap.batch_max_bytes),
             ] {
                 if value == 0 {
-                    return Err(format!("[imap] {key} must be at least 1"));
+                    return Err(format!("{table} {key} must be at least 1"));
                 }
             }
             if imap.password.is_none()
                 && imap.xoauth2_token.is_none()
                 && imap.xoauth2_command.is_none()
             {
-                return Err("[imap] needs password, xoauth2_token or xoauth2_command".into());
+                return Err(format!(
+                    "{table} needs password, xoauth2_token or xoauth2_command"
+                ));
             }
+        }
+        if self.outbound.claim_secs == 0 {
+            return Err("[outbound] claim_secs must be at least 1".into());
+        }
+        if self.daemon.failover_secs == 0 {
+            return Err("[daemon] failover_secs must be at least 1".into());
         }
         if let Some(listen) = &self.daemon.metrics_listen {
             if listen.parse::<std::net::SocketAddr>().is_err() {
@@ -633,18 +718,21 @@ impl Settings {
     /// `$CREDENTIALS_DIRECTORY/NAME` (systemd's `LoadCredential=`), and
     /// `"file:PATH"` reads a file (relative to the config's directory).
     fn read_secrets(&mut self, config_dir: &Path) -> Result<(), String> {
-        let mut secrets: Vec<(&str, &mut String)> =
-            vec![("[security] token_secret", &mut self.security.token_secret)];
-        if let Some(imap) = &mut self.imap {
+        let mut secrets: Vec<(String, &mut String)> = vec![(
+            "[security] token_secret".into(),
+            &mut self.security.token_secret,
+        )];
+        for imap in &mut self.mailboxes {
+            let table = imap.table();
             if let Some(password) = &mut imap.password {
-                secrets.push(("[imap] password", password));
+                secrets.push((format!("{table} password"), password));
             }
             if let Some(token) = &mut imap.xoauth2_token {
-                secrets.push(("[imap] xoauth2_token", token));
+                secrets.push((format!("{table} xoauth2_token"), token));
             }
         }
         if let Some(password) = self.smtp.as_mut().and_then(|s| s.password.as_mut()) {
-            secrets.push(("[smtp] password", password));
+            secrets.push(("[smtp] password".into(), password));
         }
         for (key, value) in secrets {
             let path = if let Some(name) = value.strip_prefix("credential:") {
@@ -680,6 +768,7 @@ impl Settings {
                 .iter()
                 .map(|(tag, category)| (tag.to_ascii_lowercase(), *category))
                 .collect(),
+            mailbox_category: None,
             emergency_markers: self.policy.emergency_markers.clone(),
             reopen_days: self.policy.reopen_days,
             agents_address: self.mail.agents_address.clone(),
@@ -738,11 +827,22 @@ from_name = "Support"
 # timeout_secs = 30            # per step: connect, TLS, greeting, login, command
 # idle_renewal_secs = 300      # IDLE is renewed this often
 # max_fetch_attempts = 3       # then a message the server won't hand out is suspended
+# category = "customer_support"  # what new tickets from this mailbox are
+#
+# More mailboxes: one [[mailbox]] table each, shaped like [imap], with a
+# name; several instances on one PostgreSQL database share them out.
+# [[mailbox]]
+# name = "billing"
+# category = "billing"
+# host = "imap.example.com"
+# username = "billing@example.com"
+# password = "…"
 
 [daemon]
 outbox_interval_secs = 5
 # metrics_listen = "127.0.0.1:9187"   # Prometheus text at /metrics
 # log_format = "json"
+# failover_secs = 30          # another instance takes over a silent one's mailbox
 
 [outbound]
 # "file" writes .eml files into `dir` (development); "smtp" uses [smtp].
@@ -752,6 +852,8 @@ dir = "outbox"
 rate_limit_per_hour = 20
 # Temporary delivery failures are retried with back-off for this long.
 retry_max_age_hours = 48
+# A mail claimed by an instance that died is sent by another after this long.
+# claim_secs = 300
 # Templates in this directory replace the built-in ones of the same name
 # (e.g. ticket_created.de.txt.hbs); they are checked at start-up.
 # templates_dir = "templates"
@@ -871,6 +973,52 @@ mod tests {
         let missing = "[mail]\nsupport_address = \"support@example.com\"\n";
         let err = Settings::parse(missing, Path::new(".")).unwrap_err();
         assert!(err.contains("security"), "{err}");
+    }
+
+    #[test]
+    fn imap_is_the_default_mailbox_and_mailbox_tables_add_more() {
+        let base =
+            "[mail]\nsupport_address = \"support@example.com\"\n[security]\ntoken_secret = \"x\"\n";
+        let imap =
+            "[imap]\nhost = \"imap.example.com\"\nusername = \"support\"\npassword = \"p\"\n";
+        let billing = "[[mailbox]]\nname = \"billing\"\ncategory = \"billing\"\nhost = \"imap.example.com\"\nusername = \"billing\"\npassword = \"p\"\nca_file = \"ca.pem\"\n";
+        let settings =
+            Settings::parse(&format!("{base}{imap}{billing}"), Path::new("/etc/tg")).unwrap();
+        let names: Vec<&str> = settings.mailboxes.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["default", "billing"]);
+        let (default, billing_box) = (&settings.mailboxes[0], &settings.mailboxes[1]);
+        assert_eq!(default.category, None);
+        assert_eq!(billing_box.category, Some(Category::Billing));
+        assert_eq!(billing_box.ca_file, Some(PathBuf::from("/etc/tg/ca.pem")));
+        // Positions: the default mailbox's as before several existed.
+        assert_eq!(default.state_key(), "INBOX");
+        assert_eq!(billing_box.state_key(), "billing/INBOX");
+        assert_eq!(settings.daemon.failover_secs, 30);
+
+        let twice = format!("{base}{billing}{billing}");
+        let err = Settings::parse(&twice, Path::new(".")).unwrap_err();
+        assert!(
+            err.contains("[[mailbox]] \"billing\"") && err.contains("another"),
+            "{err}"
+        );
+        let unnamed = format!(
+            "{base}{}",
+            billing.replace("[[mailbox]]\nname = \"billing\"\n", "[[mailbox]]\n")
+        );
+        let err = Settings::parse(&unnamed, Path::new(".")).unwrap_err();
+        assert!(err.contains("needs a name"), "{err}");
+        let no_password = format!("{base}{}", billing.replace("password = \"p\"\n", ""));
+        let err = Settings::parse(&no_password, Path::new(".")).unwrap_err();
+        assert!(
+            err.contains("[[mailbox]] \"billing\" needs password"),
+            "{err}"
+        );
+        let bad_category = format!(
+            "{base}{}",
+            billing.replace("category = \"billing\"", "category = \"money\"")
+        );
+        let err = Settings::parse(&bad_category, Path::new(".")).unwrap_err();
+        assert!(err.contains("money"), "{err}");
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! `ticketgate run`: wiring only. It starts the IMAP poller, the outbox
+//! `ticketgate run`: wiring only. It starts a poller per mailbox (each
+//! reading while this instance holds the mailbox's lease), the outbox
 //! worker, the scheduler, the help center (when `[web] listen` is set) and
 //! the metrics endpoint on one thread, and stops
 //! them together on SIGTERM or SIGINT: each task watches the same
@@ -14,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::inbound::imap::NetConnector;
+use crate::inbound::lease::{instance_name, read_while_held, HeldCount, Lease, LeaseTiming};
 use crate::inbound::poller::{Poller, Shared};
 use crate::inbound::process::Pipeline;
 use crate::metrics::Metrics;
@@ -45,34 +47,45 @@ pub async fn run(settings: Settings, store: Store, clock: Clock) -> Result<(), S
         metrics.clone(),
         outbox_due.clone(),
     ));
-    let pipeline = Arc::new(Pipeline::new(&settings));
+    let pipeline = Pipeline::new(&settings);
     let shutdown = CancellationToken::new();
-    let poller = settings.imap.as_ref().map(|imap| {
-        Poller::new(
-            imap,
-            &settings.limits,
-            NetConnector::new(imap),
-            pipeline.clone(),
-            store.clone(),
-            clock,
-            Shared {
-                metrics: metrics.clone(),
-                outbox_due: outbox_due.clone(),
-            },
-        )
-    });
-    if poller.is_none() {
-        tracing::info!("no [imap] section: not reading a mailbox");
+    let holder = instance_name();
+    let timing = LeaseTiming::from_failover_secs(settings.daemon.failover_secs);
+    let held = HeldCount::default();
+    let readers: Vec<_> = settings
+        .mailboxes
+        .iter()
+        .map(|imap| {
+            let poller = Poller::new(
+                imap,
+                &settings.limits,
+                NetConnector::new(imap),
+                Arc::new(pipeline.for_mailbox(imap.category)),
+                store.clone(),
+                clock,
+                Shared {
+                    metrics: metrics.clone(),
+                    outbox_due: outbox_due.clone(),
+                },
+            );
+            let lease = Lease {
+                store: store.clone(),
+                mailbox: imap.name.clone(),
+                holder: holder.clone(),
+                timing,
+                held: held.clone(),
+            };
+            read_while_held(poller, lease, shutdown.clone())
+        })
+        .collect();
+    if readers.is_empty() {
+        tracing::info!("no [imap] or [[mailbox]] section: not reading a mailbox");
     }
     let interval = Duration::from_secs(settings.daemon.outbox_interval_secs);
-    tracing::info!("ticketgate running");
+    tracing::info!(instance = %holder, "ticketgate running");
     tokio::join!(
         signals(shutdown.clone()),
-        async {
-            if let Some(poller) = poller {
-                poller.run(shutdown.clone()).await;
-            }
-        },
+        futures::future::join_all(readers),
         crate::outbound::worker::run(
             &deliverer,
             &store,

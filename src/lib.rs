@@ -10,7 +10,7 @@
 //! - [`reply`]: cutting the customer's new text out of a reply (pure).
 //! - [`inbound`]: messages from files (`files`) and IMAP (`imap`, any
 //!   stream, every step under a timeout; `poller`, the daemon's mailbox
-//!   reader), raw bytes to a parsed mail within the limits (`parse`), and
+//!   reader; `lease`, one reader per mailbox among instances), raw bytes to a parsed mail within the limits (`parse`), and
 //!   the pipeline (`process`): parse → facts → decide → write.
 //! - [`acts`]: what people do at the CLI or in the help center, decided by
 //!   the same rules as mail.
@@ -22,7 +22,7 @@
 //!   transport) by the daemon's worker (worker) or `outbox flush`.
 //! - [`store`]: all SQL; `facts` reads what a batch needs, `write` carries
 //!   decisions out.
-//! - [`daemon`]: `ticketgate run`, wiring only: the poller, the outbox
+//! - [`daemon`]: `ticketgate run`, wiring only: a poller per mailbox, the outbox
 //!   worker, the [`scheduler`], the help center and the [`metrics`]
 //!   endpoint under one cancellation token; and `ticketgate serve`.
 //! - [`demo`]: `ticketgate demo`, a first look in one command.

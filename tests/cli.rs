@@ -233,7 +233,7 @@ fn ticket_list_filters() {
 
 #[test]
 fn pipe_delivery_asks_the_mta_to_retry_when_nothing_could_be_committed() {
-    let gw = Gateway::new();
+    let gw = Gateway::on_sqlite();
     let mail = Mail::new(JOHN, "Piped", "x").render();
     // The database file becomes unwritable garbage.
     std::fs::write(gw.path("ticketgate.db"), "not a database").unwrap();
@@ -253,7 +253,7 @@ fn pipe_delivery_asks_the_mta_to_retry_when_nothing_could_be_committed() {
 
 #[test]
 fn check_fails_on_the_sample_secret_and_on_a_database_it_cannot_open() {
-    let gw = Gateway::new();
+    let gw = Gateway::on_sqlite();
     let config = std::fs::read_to_string(&gw.config).unwrap();
     std::fs::write(
         &gw.config,
@@ -477,7 +477,7 @@ fn ingest_takes_a_maildir_and_an_mbox() {
 
 #[test]
 fn unreadable_inputs_and_an_unreachable_database_are_failures() {
-    let gw = Gateway::new();
+    let gw = Gateway::on_sqlite();
     let missing = gw.path("missing.csv");
     let csv = gw.run(&["users", "import", missing.to_str().unwrap()]);
     let mail = gw.run(&["ingest", gw.path("missing.eml").to_str().unwrap()]);

@@ -146,7 +146,7 @@ fn a_config_with_relative_paths_in_a_read_only_etc_defers_the_mail() {
     let etc = root.path().join("etc");
     std::fs::create_dir_all(&etc).unwrap();
     let config = etc.join("ticketgate.toml");
-    std::fs::write(&config, common::config_text("")).unwrap();
+    std::fs::write(&config, common::sqlite_config_text("")).unwrap();
     std::fs::write(
         root.path().join("mail.eml"),
         Mail::new(ANNA, "Über die Pipe", "Hallo").render(),

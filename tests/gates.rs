@@ -330,7 +330,7 @@ fn a_message_that_cannot_be_stored_is_suspended_not_lost() {
         .contains("no space left"));
 
     // Once the database takes it again, release brings it in.
-    execute(&gw, "DROP TRIGGER refuse");
+    allow_blobs_again(&gw);
     let released = gw.json_lines(&[
         "suspended",
         "release",
@@ -342,13 +342,36 @@ fn a_message_that_cannot_be_stored_is_suspended_not_lost() {
 
 /// Makes the database refuse attachment contents of this length.
 fn refuse_blobs_of_length(gw: &Gateway, length: usize) {
-    execute(
-        gw,
-        &format!(
-            "CREATE TRIGGER refuse BEFORE INSERT ON blobs WHEN LENGTH(NEW.data) = {length}
-             BEGIN SELECT RAISE(ABORT, 'no space left on device'); END"
-        ),
-    );
+    if common::database::on_postgres() {
+        execute(
+            gw,
+            &format!(
+                "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN
+                 IF LENGTH(NEW.data) = {length} THEN RAISE EXCEPTION 'no space left on device'; END IF;
+                 RETURN NEW; END $$ LANGUAGE plpgsql"
+            ),
+        );
+        execute(
+            gw,
+            "CREATE TRIGGER refuse BEFORE INSERT ON blobs FOR EACH ROW EXECUTE FUNCTION refuse()",
+        );
+    } else {
+        execute(
+            gw,
+            &format!(
+                "CREATE TRIGGER refuse BEFORE INSERT ON blobs WHEN LENGTH(NEW.data) = {length}
+                 BEGIN SELECT RAISE(ABORT, 'no space left on device'); END"
+            ),
+        );
+    }
+}
+
+fn allow_blobs_again(gw: &Gateway) {
+    if common::database::on_postgres() {
+        execute(gw, "DROP TRIGGER refuse ON blobs");
+    } else {
+        execute(gw, "DROP TRIGGER refuse");
+    }
 }
 
 fn execute(gw: &Gateway, statement: &str) {

@@ -69,8 +69,8 @@ impl Harness {
         runtime.block_on(async {
             let store = Store::open(&settings.database.url).await.unwrap();
             let pipeline = Arc::new(Pipeline::new(&settings));
-            let imap = settings.imap.clone().unwrap();
-            let poller = Poller::new(
+            let imap = settings.mailboxes[0].clone();
+            let mut poller = Poller::new(
                 &imap,
                 &settings.limits,
                 self.fake.connector(),
@@ -357,7 +357,7 @@ fn a_processed_folder_that_cannot_be_created_is_a_clear_error_and_touches_nothin
 
     // `check` says the same.
     let settings = h.settings();
-    let imap = settings.imap.unwrap();
+    let imap = settings.mailboxes[0].clone();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

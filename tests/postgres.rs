@@ -4,12 +4,9 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::{config_text, Gateway, ANNA, FIXTURES, LENA};
+use common::database::{psql, SERVER};
+use common::{sqlite_config_text as config_text, Gateway, ANNA, FIXTURES, LENA};
 use serde_json::Value;
-
-const SERVER: &str = "postgres://postgres@127.0.0.1:5432";
 
 /// A fresh database, dropped when the test ends.
 struct Database {
@@ -18,7 +15,7 @@ struct Database {
 
 impl Database {
     fn create(test: &str) -> Database {
-        let name = format!("ticketgate_test_{test}_{}", std::process::id());
+        let name = format!("ticketgate_t_{test}_{}", std::process::id());
         psql(&format!("DROP DATABASE IF EXISTS {name}"));
         psql(&format!("CREATE DATABASE {name}"));
         Database { name }
@@ -38,31 +35,9 @@ impl Drop for Database {
     }
 }
 
-fn psql(sql: &str) {
-    let out = Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-d",
-            "postgres",
-            "-q",
-            "-c",
-            sql,
-        ])
-        .output()
-        .expect("psql (Debian's postgresql-client) runs");
-    assert!(
-        out.status.success(),
-        "{sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A gateway whose database is `url`.
 fn gateway_on(url: &str) -> Gateway {
-    let gw = Gateway::new();
+    let gw = Gateway::on_sqlite();
     let config = config_text("").replace(
         "url = \"sqlite://ticketgate.db\"",
         &format!("url = \"{url}\""),
@@ -245,4 +220,123 @@ async fn help_center_accounts_and_lists_work_on_postgres() {
     assert!(page.is_empty());
     drop(conn);
     store.close().await;
+}
+
+#[test]
+fn db_copy_moves_a_sqlite_database_into_an_empty_postgres_one() {
+    let mut on_sqlite = gateway_on("sqlite://ticketgate.db");
+    story(&mut on_sqlite);
+    let everything = |gw: &Gateway| -> Vec<Value> {
+        let mut seen: Vec<Value> = gw
+            .tickets()
+            .iter()
+            .map(|t| gw.ticket(t["id"].as_i64().unwrap()))
+            .collect();
+        seen.extend(gw.outbox());
+        seen.extend(gw.suspended());
+        seen
+    };
+    let before = everything(&on_sqlite);
+    assert!(before.len() > 30, "{}", before.len());
+
+    let database = Database::create("copy");
+    let out = on_sqlite.run(&["db", "copy", "--to", &database.url()]);
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(printed.contains("tickets: "), "{printed}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("the row counts match"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(everything(&on_sqlite), before, "the source is untouched");
+
+    // The same gateway on the copy shows the same of everything.
+    let sqlite_config = std::fs::read_to_string(&on_sqlite.config).unwrap();
+    std::fs::write(
+        &on_sqlite.config,
+        sqlite_config.replace(
+            "url = \"sqlite://ticketgate.db\"",
+            &format!("url = \"{}\"", database.url()),
+        ),
+    )
+    .unwrap();
+    let on_copy = on_sqlite;
+    let after = everything(&on_copy);
+    assert_eq!(after.len(), before.len());
+    for (copied, original) in after.iter().zip(&before) {
+        assert_eq!(copied, original);
+    }
+    // Numbering goes on after the copied tickets.
+    let highest = before
+        .iter()
+        .filter_map(|v| v["id"].as_i64().filter(|_| v.get("comments").is_some()))
+        .max()
+        .unwrap();
+    let next = on_copy.ingest(&common::Mail::new(ANNA, "Nach dem Umzug", "Hallo").render());
+    assert_eq!(next["outcome"], "created");
+    assert_eq!(next["ticket"], highest + 1);
+
+    // A second copy into the now filled database is refused.
+    let again = Gateway::on_sqlite().run(&["db", "copy", "--to", &database.url()]);
+    assert_eq!(again.status.code(), Some(1));
+    let error = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        error.contains("not empty") && error.contains("tickets"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_scheduler_job_runs_once_whichever_instances_run_it() {
+    let database = Database::create("tick");
+    let mut gw = gateway_on(&database.url());
+    let mut solved = Vec::new();
+    for n in 0..5 {
+        let id = gw.ingest(&common::Mail::new(ANNA, &format!("Frage {n}"), "Hallo").render())
+            ["ticket"]
+            .as_i64()
+            .unwrap();
+        gw.ok(&["ticket", "solve", &id.to_string()]);
+        solved.push(id);
+    }
+    // Four instances run the due job at the same instant.
+    gw.at("2026-12-20T10:00:00Z");
+    let runs: Vec<_> = (0..4)
+        .map(|_| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_ticketgate"))
+                .args(["--config", gw.config.to_str().unwrap()])
+                .args(["--now", &gw.now, "tick", "--json"])
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut closed: Vec<i64> = Vec::new();
+    for run in runs {
+        let out = run.wait_with_output().unwrap();
+        assert!(out.status.success());
+        let first = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .unwrap();
+        assert_eq!(first["job"], "auto_close");
+        closed.extend(
+            first["closed"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_i64().unwrap()),
+        );
+    }
+    closed.sort();
+    assert_eq!(closed, solved, "each ticket closed by exactly one of them");
+    for id in solved {
+        assert_eq!(gw.ticket(id)["status"], "closed");
+    }
 }

@@ -61,6 +61,9 @@ pub struct Policy {
     pub trusted_authserv_ids: Vec<String>,
     /// Plus-address tag → category.
     pub categories: BTreeMap<String, Category>,
+    /// The category of the mailbox the mail arrived in, for mail whose
+    /// plus-address chose none.
+    pub mailbox_category: Option<Category>,
     pub emergency_markers: Vec<String>,
     pub reopen_days: i64,
     pub agents_address: Option<String>,
@@ -572,9 +575,12 @@ fn new_ticket(
         None if contribution.subject.trim().is_empty() => "(no subject)".to_string(),
         None => contribution.subject.clone(),
     };
+    // Chosen (plus-address, form), else the old ticket's, else the
+    // mailbox's.
     let category = contribution
         .category
         .or(followup_of.as_ref().map(|old| old.category))
+        .or(policy.mailbox_category)
         .unwrap_or_default();
     let author = contribution.author.clone();
     let ticket = Ticket {

@@ -137,7 +137,7 @@ impl<C: Connector> Poller<C> {
     /// back-off grows while sessions fail without getting anything done,
     /// and waits longest for faults an operator has to fix (a refused
     /// login, an unusable processed folder).
-    pub async fn run(mut self, shutdown: CancellationToken) {
+    pub async fn run(&mut self, shutdown: CancellationToken) {
         let mut backoff = Backoff::new(BACKOFF_START, BACKOFF_MAX);
         loop {
             self.progress = false;
@@ -156,12 +156,13 @@ impl<C: Connector> Poller<C> {
             };
             match &error {
                 SessionError::Imap(e) if e.needs_operator() => tracing::error!(
-                    mailbox = %self.settings.mailbox,
-                    "IMAP session ended: {error}; check the [imap] settings (next try in {} s)",
+                    mailbox = %self.settings.name,
+                    "IMAP session ended: {error}; check the {} settings (next try in {} s)",
+                    self.settings.table(),
                     delay.as_secs()
                 ),
                 _ => tracing::warn!(
-                    mailbox = %self.settings.mailbox,
+                    mailbox = %self.settings.name,
                     "IMAP session ended: {error}; reconnecting in {} s",
                     delay.as_secs()
                 ),
@@ -179,7 +180,7 @@ impl<C: Connector> Poller<C> {
         let caps = imap.capabilities;
         tracing::info!(
             host = %self.settings.host,
-            mailbox = %self.settings.mailbox,
+            mailbox = %self.settings.name,
             idle = caps.idle,
             r#move = caps.mv,
             uidplus = caps.uidplus,
@@ -255,7 +256,7 @@ impl<C: Connector> Poller<C> {
         selected: &Selected,
         shutdown: &CancellationToken,
     ) -> Result<usize, SessionError> {
-        let mailbox = self.settings.mailbox.clone();
+        let mailbox = self.settings.state_key();
         let last_uid = if self.flag_mode() {
             let mut conn = self.store.acquire().await?;
             match store::imap_state::get(&mut conn, &mailbox).await? {
@@ -287,7 +288,7 @@ impl<C: Connector> Poller<C> {
         if uids.is_empty() {
             return Ok(0);
         }
-        tracing::info!(waiting = uids.len(), mailbox = %mailbox, "processing the mailbox");
+        tracing::info!(waiting = uids.len(), mailbox = %self.settings.name, "processing the mailbox");
         let mut progress = Progress::new(&uids, last_uid);
         // Sizes and flags of the whole backlog at once: one round trip.
         let metas = imap.meta(&uids).await?;
@@ -386,7 +387,7 @@ impl<C: Connector> Poller<C> {
                 let mut conn = self.store.acquire().await?;
                 store::imap_state::set(
                     &mut conn,
-                    &self.settings.mailbox,
+                    &self.settings.state_key(),
                     i64::from(selected.uid_validity),
                     i64::from(highest),
                 )
@@ -606,7 +607,7 @@ impl<C: Connector> Poller<C> {
             reason.as_str(),
             selected.uid_validity,
             self.settings
-                .mailbox
+                .state_key()
                 .replace(|c: char| !c.is_ascii_alphanumeric(), "-")
         );
         let detail = format!("{detail}; size {} bytes; kept: {kept}", meta.size);
@@ -777,7 +778,7 @@ pub async fn check(
     let mut imap = match Imap::open(connector, settings, &shutdown).await {
         Ok(imap) => imap,
         Err(error) => {
-            lines.push(("imap".to_string(), Err(error.to_string())));
+            lines.push((settings.label(), Err(error.to_string())));
             return lines;
         }
     };
@@ -785,7 +786,7 @@ pub async fn check(
     let yes_no = |b: bool| if b { "yes" } else { "no" };
     match imap.select(&settings.mailbox).await {
         Ok(selected) => lines.push((
-            "imap".to_string(),
+            settings.label(),
             Ok(format!(
                 "{server}; {} holds {} messages; IDLE {}, MOVE {}, UIDPLUS {}",
                 settings.mailbox,
@@ -795,14 +796,14 @@ pub async fn check(
                 yes_no(caps.uidplus),
             )),
         )),
-        Err(error) => lines.push(("imap".to_string(), Err(format!("{server}: {error}")))),
+        Err(error) => lines.push((settings.label(), Err(format!("{server}: {error}")))),
     }
     if let Some(folder) = &settings.processed_mailbox {
         let result = match imap.ensure_folder(folder).await {
             Ok(()) => Ok(format!("{folder} exists")),
             Err(error) => Err(error.to_string()),
         };
-        lines.push(("imap processed_mailbox".to_string(), result));
+        lines.push((format!("{} processed_mailbox", settings.label()), result));
     }
     imap.logout().await;
     lines

@@ -397,6 +397,14 @@ impl Pipeline {
         }
     }
 
+    /// The pipeline of one mailbox: its new tickets get the mailbox's
+    /// category unless their plus-address chose one.
+    pub fn for_mailbox(&self, category: Option<crate::domain::ticket::Category>) -> Self {
+        let mut pipeline = self.clone();
+        pipeline.policy.mailbox_category = category;
+        pipeline
+    }
+
     /// Processes `raws` in one transaction: one durable commit for the
     /// batch and its attachments. If the batch fails, it is rolled back
     /// and its messages are committed one by one, so that a bad one is
@@ -448,11 +456,10 @@ impl Pipeline {
     ) -> Result<Vec<Report>, PipelineError> {
         let outcome = async {
             let mut tx = store.begin().await?;
-            let reports = self
+            let result = self
                 .commit(&mut tx, store.backend, raws, prepared, now, Delivery::Fresh)
-                .await?;
-            tx.commit().await?;
-            Ok::<_, sqlx::Error>(reports)
+                .await;
+            crate::store::settle(tx, result).await
         }
         .await;
         match outcome {
@@ -486,18 +493,18 @@ impl Pipeline {
         let raws = [raw.to_vec()];
         let attempt = async {
             let mut tx = store.begin().await?;
-            let reports = self
+            let prepared = self.prepare(&raws);
+            let result = self
                 .commit(
                     &mut tx,
                     store.backend,
                     &raws,
-                    self.prepare(&raws),
+                    prepared,
                     now,
                     Delivery::Fresh,
                 )
-                .await?;
-            tx.commit().await?;
-            Ok::<_, sqlx::Error>(reports)
+                .await;
+            crate::store::settle(tx, result).await
         }
         .await;
         match attempt {

@@ -7,7 +7,7 @@
 //! Guarantee: at least once. A row is claimed (committed) before it is
 //! sent and marked when its round is done; if the process dies between the
 //! server's acceptance and that mark, the row is sent again once its claim
-//! lapses (`LEASE` seconds), with the same Message-ID, so mail clients show
+//! lapses (`[outbound] claim_secs`), with the same Message-ID, so mail clients show
 //! it once. A round is at most `ROUND` rows, so that is the most a crash
 //! can send twice. Claims and marks are written without waiting for the disk: a power
 //! cut may lose the last few, and those mails go out once more. No row is
@@ -27,9 +27,6 @@ use crate::outbound::render::Renderer;
 use crate::outbound::transport::{Outbound, Transport};
 use crate::store::outbox::{self, Due, Mark};
 use crate::store::Store;
-
-/// How long a claimed row is left alone by other workers.
-pub const LEASE: i64 = 300;
 
 /// Rows claimed, and marked, together: two database writes per round
 /// instead of two per mail, so that delivery keeps up while the poller
@@ -55,6 +52,8 @@ pub struct DeliveryPolicy {
     pub from: String,
     pub rate_limit_per_hour: i64,
     pub retry_max_age_seconds: i64,
+    /// How long a claimed row is left alone by other workers.
+    pub claim_secs: i64,
     /// Our own team and on-call addresses are not rate limited: a busy day
     /// must not silence the agents' notices.
     pub staff: Vec<String>,
@@ -68,6 +67,7 @@ impl DeliveryPolicy {
             from: settings.support().plain(),
             rate_limit_per_hour: i64::from(settings.outbound.rate_limit_per_hour),
             retry_max_age_seconds: settings.outbound.retry_max_age_hours * 3_600,
+            claim_secs: settings.outbound.claim_secs as i64,
             staff: [&mail.agents_address, &mail.oncall_address]
                 .into_iter()
                 .flatten()
@@ -127,9 +127,14 @@ impl<T: Transport> Deliverer<T> {
         // Automatic mail sent in the last hour, by limited recipient.
         let mut sent: HashMap<String, i64> = HashMap::new();
         loop {
-            let round =
-                outbox::claim_round(store, now, now + LEASE, scope == Scope::Retries, ROUND)
-                    .await?;
+            let round = outbox::claim_round(
+                store,
+                now,
+                now + self.policy.claim_secs,
+                scope == Scope::Retries,
+                ROUND,
+            )
+            .await?;
             if round.is_empty() {
                 return Ok(report);
             }

@@ -10,13 +10,16 @@
 //!   statements in the caller's transaction.
 //! - the rest, one module per table family: [`directory`], [`tickets`],
 //!   [`messages`], [`outbox`], [`suspended`], [`blobs`], [`imap_state`],
-//!   [`accounts`].
+//!   [`leases`], [`accounts`].
+//! - [`copy`]: `db copy`, a SQLite database into an empty PostgreSQL one.
 
 pub mod accounts;
 pub mod blobs;
+pub mod copy;
 pub mod directory;
 pub mod facts;
 pub mod imap_state;
+pub mod leases;
 pub mod messages;
 pub mod outbox;
 pub mod suspended;
@@ -290,5 +293,25 @@ impl Store {
             readers.close().await;
         }
         self.pool.close().await
+    }
+}
+
+/// Ends a transaction by the result of its work: committed when it
+/// succeeded, rolled back at once when it failed. (A dropped transaction
+/// is rolled back only when its connection is next used; on PostgreSQL,
+/// with several connections, a retry on another one would wait for its
+/// locks.)
+pub async fn settle<T>(tx: Tx, result: Result<T, sqlx::Error>) -> Result<T, sqlx::Error> {
+    match result {
+        Ok(value) => {
+            tx.commit().await?;
+            Ok(value)
+        }
+        Err(error) => {
+            if let Err(rollback) = tx.rollback().await {
+                tracing::warn!("rolling back after \"{error}\" failed too: {rollback}");
+            }
+            Err(error)
+        }
     }
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod daemon;
+pub mod database;
 pub mod fake_imap;
 pub mod servers;
 
@@ -27,9 +28,20 @@ impl Gateway {
     }
 
     pub fn with_config_extra(extra: &str) -> Gateway {
+        Self::with_config(&config_text(extra))
+    }
+
+    /// On a SQLite file whatever the suite's database, for tests of what
+    /// the file does (replaced, unwritable, missing).
+    pub fn on_sqlite() -> Gateway {
+        Self::with_config(&sqlite_config_text(""))
+    }
+
+    /// A gateway with this configuration text.
+    pub fn with_config(text: &str) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("ticketgate.toml");
-        std::fs::write(&config, config_text(extra)).unwrap();
+        std::fs::write(&config, text).unwrap();
         let gateway = Gateway {
             dir,
             config,
@@ -166,7 +178,17 @@ fn rand_suffix() -> String {
     )
 }
 
+/// The configuration of a test's gateway, on the suite's database (see
+/// `database`).
 pub fn config_text(extra: &str) -> String {
+    sqlite_config_text(extra).replace(
+        "url = \"sqlite://ticketgate.db\"",
+        &format!("url = \"{}\"", database::fresh_url("gw")),
+    )
+}
+
+/// The same on a SQLite file, for tests of SQLite itself.
+pub fn sqlite_config_text(extra: &str) -> String {
     format!(
         r#"[database]
 url = "sqlite://ticketgate.db"

@@ -41,6 +41,7 @@ fn policy() -> Policy {
         categories: [("billing".to_string(), Category::Billing)]
             .into_iter()
             .collect(),
+        mailbox_category: None,
         emergency_markers: vec!["[Notfall]".into()],
         reopen_days: 14,
         agents_address: Some("team@vendor.example".into()),
@@ -116,6 +117,45 @@ fn contribution(author: &Person, mail: &InboundMail, body: &str) -> Contribution
 
 fn hints(mail: &InboundMail) -> ThreadHints {
     crate::domain::thread::thread_hints(mail, &policy().support, &policy().signer)
+}
+
+/// A new ticket's category: the plus-address tag chose it, else the
+/// mailbox it arrived in (a billing@ mailbox), else customer support.
+#[test]
+fn new_tickets_get_the_plus_address_category_else_the_mailbox_one() {
+    for (to, mailbox, expected) in [
+        ("support@vendor.example", None, Category::CustomerSupport),
+        (
+            "support@vendor.example",
+            Some(Category::Billing),
+            Category::Billing,
+        ),
+        (
+            "support+billing@vendor.example",
+            Some(Category::DeveloperSupport),
+            Category::Billing,
+        ),
+    ] {
+        let mut world = world_with(Status::Open, None);
+        let mut mail = mail(&anna(), "Neue Frage");
+        mail.recipients = vec![to.into()];
+        let policy = Policy {
+            mailbox_category: mailbox,
+            ..policy()
+        };
+        let author = admit(&mut world, &policy, &mail, "<new@client.example>").expect("admitted");
+        let hints = crate::domain::thread::thread_hints(&mail, &policy.support, &policy.signer);
+        let decision = decide_mail(
+            &mut world,
+            &policy,
+            &hints,
+            contribution(&author, &mail, "Hallo"),
+            NOW,
+        );
+        assert_eq!(decision.outcome, Outcome::Created, "{to} {mailbox:?}");
+        let ticket = decision.writes.ticket.unwrap();
+        assert_eq!(ticket.category, expected, "{to} {mailbox:?}");
+    }
 }
 
 fn by_mail(world: &mut World, from: &Person, subject: &str, body: &str) -> Decision {
