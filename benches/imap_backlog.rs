@@ -33,6 +33,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_imap::Session;
+
+// Fresh PostgreSQL databases, dropped at exit, as the tests make them.
+#[path = "../tests/common/database.rs"]
+mod database;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -477,29 +481,11 @@ async fn two_instances_on_postgres(
     batch: usize,
 ) -> Vec<String> {
     let mut problems = Vec::new();
-    let name = format!("ticketgate_t_bench_{}", std::process::id());
-    let psql = |sql: &str| {
-        Command::new("psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-qc",
-                sql,
-            ])
-            .output()
-            .is_ok_and(|out| out.status.success())
-    };
-    if !psql(&format!("DROP DATABASE IF EXISTS {name}"))
-        || !psql(&format!("CREATE DATABASE {name}"))
-    {
+    if !database::postgres_answers() {
         println!("imap instances: PostgreSQL on 127.0.0.1:5432 does not answer; skipped");
         return problems;
     }
-    let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
+    let url = database::fresh_postgres("bench");
     let run = format!("instances-{}", std::process::id());
     let users = [
         format!("support-a-{run}@example.com"),
@@ -597,7 +583,6 @@ async fn two_instances_on_postgres(
         let _ = daemon.child.wait();
     }
     pool.close().await;
-    psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
     if std::env::var_os("TG_BENCH_KEEP").is_some() {
         println!("kept {}", dir.keep().display());
     }

@@ -21,6 +21,10 @@
 
 use std::time::Instant;
 
+// Fresh PostgreSQL databases, dropped at exit, as the tests make them.
+#[path = "../tests/common/database.rs"]
+mod database;
+
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::Executor;
 use ticketgate::config::Settings;
@@ -67,57 +71,15 @@ fn main() {
             "ingest: ticketgate at {:.2} of the write limit",
             pipeline / limit
         );
-        match PostgresDatabase::create() {
-            Some(database) => {
-                let on_postgres = ticketgate_ingest(&messages, &database.url).await;
-                println!("ingest: ticketgate on PostgreSQL {on_postgres:.0} messages/s");
-            }
-            None => println!("ingest: PostgreSQL on 127.0.0.1:5432 does not answer; skipped"),
+        if database::postgres_answers() {
+            let url = database::fresh_postgres("bench");
+            let on_postgres = ticketgate_ingest(&messages, &url).await;
+            println!("ingest: ticketgate on PostgreSQL {on_postgres:.0} messages/s");
+        } else {
+            println!("ingest: PostgreSQL on 127.0.0.1:5432 does not answer; skipped");
         }
         println!("ingest: peak memory (VmHWM) {}", peak_memory());
     });
-}
-
-/// A fresh PostgreSQL database, dropped at the end.
-struct PostgresDatabase {
-    name: String,
-    url: String,
-}
-
-impl PostgresDatabase {
-    fn create() -> Option<PostgresDatabase> {
-        let name = format!("ticketgate_t_bench_{}", std::process::id());
-        psql(&format!("DROP DATABASE IF EXISTS {name}"))?;
-        psql(&format!("CREATE DATABASE {name}"))?;
-        let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
-        Some(PostgresDatabase { name, url })
-    }
-}
-
-impl Drop for PostgresDatabase {
-    fn drop(&mut self) {
-        psql(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        ));
-    }
-}
-
-fn psql(sql: &str) -> Option<()> {
-    let out = std::process::Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-d",
-            "postgres",
-            "-qc",
-            sql,
-        ])
-        .output()
-        .ok()?;
-    out.status.success().then_some(())
 }
 
 async fn ticketgate_ingest(messages: &[Generated], url: &str) -> f64 {

@@ -43,6 +43,11 @@ struct BuildLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MailboxLabel {
+    mailbox: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DeliveryLabel {
     result: &'static str,
 }
@@ -51,13 +56,13 @@ pub struct Metrics {
     registry: Registry,
     messages: Family<OutcomeLabel, Counter>,
     web_requests: Family<StatusLabel, Counter>,
-    imap_connected: Gauge,
-    imap_waiting: Gauge,
+    imap_connected: Family<MailboxLabel, Gauge>,
+    imap_waiting: Family<MailboxLabel, Gauge>,
     outbox: Family<StateLabel, Gauge>,
     outbox_oldest: Gauge<u64, AtomicU64>,
     suspended: Gauge,
     deliveries: Family<DeliveryLabel, Counter>,
-    last_poll: Gauge,
+    last_poll: Family<MailboxLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -75,16 +80,16 @@ impl Default for Metrics {
             "Help center answers, by HTTP status",
             web_requests.clone(),
         );
-        let imap_connected = Gauge::default();
+        let imap_connected = Family::<MailboxLabel, Gauge>::default();
         registry.register(
             "imap_connected",
-            "1 while the mailbox is connected",
+            "1 while the mailbox is connected, by mailbox",
             imap_connected.clone(),
         );
-        let imap_waiting = Gauge::default();
+        let imap_waiting = Family::<MailboxLabel, Gauge>::default();
         registry.register(
             "imap_waiting_messages",
-            "Messages in the mailbox not yet processed",
+            "Messages in the mailbox not yet processed, by mailbox",
             imap_waiting.clone(),
         );
         let outbox = Family::<StateLabel, Gauge>::default();
@@ -112,10 +117,10 @@ impl Default for Metrics {
                 .get_or_create(&DeliveryLabel { result })
                 .inc_by(0);
         }
-        let last_poll = Gauge::default();
+        let last_poll = Family::<MailboxLabel, Gauge>::default();
         registry.register(
             "imap_last_poll_timestamp_seconds",
-            "When the mailbox was last read successfully (Unix time; 0: not yet)",
+            "When the mailbox was last read successfully by this instance (Unix time; 0: not yet)",
             last_poll.clone(),
         );
         registry.register(
@@ -148,6 +153,12 @@ impl Default for Metrics {
     }
 }
 
+fn mailbox_label(mailbox: &str) -> MailboxLabel {
+    MailboxLabel {
+        mailbox: mailbox.to_string(),
+    }
+}
+
 impl Metrics {
     pub fn count(&self, reports: &[Report]) {
         for report in reports {
@@ -165,8 +176,18 @@ impl Metrics {
             .inc();
     }
 
-    pub fn set_imap_connected(&self, connected: bool) {
-        self.imap_connected.set(i64::from(connected));
+    /// The mailbox's series, at 0 until it is read (an instance standing
+    /// by for another's mailbox shows it never polled).
+    pub fn add_mailbox(&self, mailbox: &str) {
+        self.set_imap_connected(mailbox, false);
+        self.set_imap_waiting(mailbox, 0);
+        self.set_last_poll(mailbox, 0);
+    }
+
+    pub fn set_imap_connected(&self, mailbox: &str, connected: bool) {
+        self.imap_connected
+            .get_or_create(&mailbox_label(mailbox))
+            .set(i64::from(connected));
     }
 
     /// What one delivery round did.
@@ -183,12 +204,15 @@ impl Metrics {
         }
     }
 
-    pub fn set_last_poll(&self, now: i64) {
-        self.last_poll.set(now);
+    pub fn set_last_poll(&self, mailbox: &str, now: i64) {
+        self.last_poll
+            .get_or_create(&mailbox_label(mailbox))
+            .set(now);
     }
 
-    pub fn set_imap_waiting(&self, waiting: u64) {
+    pub fn set_imap_waiting(&self, mailbox: &str, waiting: u64) {
         self.imap_waiting
+            .get_or_create(&mailbox_label(mailbox))
             .set(waiting.try_into().unwrap_or(i64::MAX));
     }
 

@@ -391,7 +391,10 @@ fn polling_flagging_oversized_mail_and_metrics() {
         metrics.contains("ticketgate_messages_total{outcome=\"suspended\"} 1"),
         "{metrics}"
     );
-    assert!(metrics.contains("ticketgate_imap_connected 1"), "{metrics}");
+    assert!(
+        metrics.contains("ticketgate_imap_connected{mailbox=\"default\"} 1"),
+        "{metrics}"
+    );
     assert!(
         metrics.contains("ticketgate_outbox_messages{state="),
         "{metrics}"
@@ -418,7 +421,9 @@ fn polling_flagging_oversized_mail_and_metrics() {
     );
     let last_poll: i64 = metrics
         .lines()
-        .find_map(|l| l.strip_prefix("ticketgate_imap_last_poll_timestamp_seconds "))
+        .find_map(|l| {
+            l.strip_prefix("ticketgate_imap_last_poll_timestamp_seconds{mailbox=\"default\"} ")
+        })
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0);
     assert!(last_poll > 1_700_000_000, "{metrics}");

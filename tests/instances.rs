@@ -7,10 +7,9 @@
 mod common;
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::daemon::{support_address, wait_until};
+use common::daemon::{support_address, wait_until, Daemon};
 use common::database::{fresh_postgres, query};
 use common::servers::{mail_servers, MailServers};
 use common::{sqlite_config_text, Gateway, Mail};
@@ -23,35 +22,6 @@ const BEFORE_KILL: usize = 1_000;
 /// Rows a worker claims and marks together (`deliver::ROUND`): what a
 /// crash mid-send may send twice, with the same Message-ID.
 const ROUND: usize = 25;
-
-struct Instance {
-    child: Child,
-}
-
-impl Instance {
-    fn start(gw: &Gateway, n: usize) -> Instance {
-        let log = std::fs::File::create(gw.path(&format!("instance-{n}.log"))).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_ticketgate"))
-            .args(["--config", gw.config.to_str().unwrap(), "run"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        Instance { child }
-    }
-
-    fn signal(&self, signal: i32) {
-        unsafe { libc::kill(self.child.id() as i32, signal) };
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn mailbox_table(servers: &MailServers, name: &str, user: &str, category: Option<&str>) -> String {
     let category = category.map_or(String::new(), |c| format!("category = \"{c}\"\n"));
@@ -127,7 +97,9 @@ fn three_instances_share_two_mailboxes_and_survive_a_sigkill() {
         gw.path("customers.csv").to_str().unwrap(),
     ]);
 
-    let instances: Vec<Instance> = (0..3).map(|n| Instance::start(&gw, n)).collect();
+    let instances: Vec<Daemon> = (0..3)
+        .map(|n| Daemon::start_logging_to(&gw, &format!("instance-{n}.log")))
+        .collect();
     wait_until("both mailboxes held", Duration::from_secs(30), || {
         holders(&url).len() == 2
     });
@@ -162,7 +134,7 @@ fn three_instances_share_two_mailboxes_and_survive_a_sigkill() {
     let victim_pid = holders(&url)["a"];
     let victim = instances
         .iter()
-        .position(|i| i.child.id() == victim_pid)
+        .position(|i| i.pid() == victim_pid)
         .expect("the holder is one of ours");
     instances[victim].signal(libc::SIGKILL);
     let killed_at = Instant::now();
@@ -263,15 +235,12 @@ fn three_instances_share_two_mailboxes_and_survive_a_sigkill() {
         assert_eq!(ids[0], ids[1], "{key}: a resend keeps its Message-ID");
     }
 
-    for (n, instance) in instances.iter().enumerate() {
+    for (n, instance) in instances.into_iter().enumerate() {
         if n != victim {
-            instance.signal(libc::SIGTERM);
-        }
-    }
-    for (n, mut instance) in instances.into_iter().enumerate() {
-        if n != victim {
-            let status = instance.child.wait().unwrap();
-            assert!(status.success(), "instance {n} stopped cleanly");
+            assert!(
+                instance.terminate().success(),
+                "instance {n} stopped cleanly"
+            );
         }
     }
     assert!(holders(&url).is_empty(), "leases given up at shutdown");

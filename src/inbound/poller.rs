@@ -115,6 +115,7 @@ impl<C: Connector> Poller<C> {
         clock: Clock,
         shared: Shared,
     ) -> Self {
+        shared.metrics.add_mailbox(&settings.name);
         Poller {
             settings: settings.clone(),
             limits: limits.clone(),
@@ -142,7 +143,9 @@ impl<C: Connector> Poller<C> {
         loop {
             self.progress = false;
             let result = self.session(&shutdown).await;
-            self.shared.metrics.set_imap_connected(false);
+            self.shared
+                .metrics
+                .set_imap_connected(&self.settings.name, false);
             let error = match result {
                 Ok(()) | Err(SessionError::Imap(ImapError::Shutdown)) => return,
                 Err(error) => error,
@@ -186,7 +189,9 @@ impl<C: Connector> Poller<C> {
             uidplus = caps.uidplus,
             "IMAP connected"
         );
-        self.shared.metrics.set_imap_connected(true);
+        self.shared
+            .metrics
+            .set_imap_connected(&self.settings.name, true);
         self.unacknowledged.clear();
         if let Some(folder) = &self.settings.processed_mailbox {
             imap.ensure_folder(folder).await?;
@@ -283,8 +288,12 @@ impl<C: Connector> Poller<C> {
                 && !self.pending_expunge.contains(uid)
                 && !self.unacknowledged.contains(uid)
         });
-        self.shared.metrics.set_imap_waiting(uids.len() as u64);
-        self.shared.metrics.set_last_poll(self.clock.now());
+        self.shared
+            .metrics
+            .set_imap_waiting(&self.settings.name, uids.len() as u64);
+        self.shared
+            .metrics
+            .set_last_poll(&self.settings.name, self.clock.now());
         if uids.is_empty() {
             return Ok(0);
         }
@@ -395,7 +404,9 @@ impl<C: Connector> Poller<C> {
             }
         }
         let left = progress.waiting.saturating_sub(progress.done);
-        self.shared.metrics.set_imap_waiting(left as u64);
+        self.shared
+            .metrics
+            .set_imap_waiting(&self.settings.name, left as u64);
         let rate = progress.done as f64 / progress.started.elapsed().as_secs_f64().max(1e-3);
         tracing::info!(done = progress.done, left, rate = %format!("{rate:.0}/s"), "batch committed");
         // The client keeps only 100 unsolicited responses; a MOVE's

@@ -31,10 +31,15 @@ pub struct Daemon(Child);
 
 impl Daemon {
     pub fn start(gw: &Gateway) -> Daemon {
+        Self::start_logging_to(gw, "daemon.log")
+    }
+
+    /// Started with its log in `log` of the gateway's directory.
+    pub fn start_logging_to(gw: &Gateway, log: &str) -> Daemon {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(gw.path("daemon.log"))
+            .open(gw.path(log))
             .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_ticketgate"))
             .args(["--config", gw.config.to_str().unwrap(), "run"])
@@ -46,8 +51,16 @@ impl Daemon {
         Daemon(child)
     }
 
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    pub fn signal(&self, signal: i32) {
+        unsafe { libc::kill(self.0.id() as i32, signal) };
+    }
+
     pub fn terminate(mut self) -> std::process::ExitStatus {
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        self.signal(libc::SIGTERM);
         let status = self.0.wait().unwrap();
         std::mem::forget(self);
         status

@@ -50,6 +50,12 @@ pub fn fresh_postgres(test: &str) -> String {
     format!("{SERVER}/{name}")
 }
 
+/// Whether the PostgreSQL of this machine answers (benchmarks skip their
+/// PostgreSQL parts otherwise).
+pub fn postgres_answers() -> bool {
+    try_psql("SELECT 1").is_ok()
+}
+
 pub fn psql(sql: &str) {
     if let Err(error) = try_psql(sql) {
         panic!("{sql}: {error}");
