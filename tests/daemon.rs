@@ -207,6 +207,12 @@ fn a_sigkill_in_the_middle_of_a_backlog_loses_and_doubles_nothing() {
     );
 
     let daemon = Daemon::start(&gw);
+    // The killed instance's lease is not waited out: its process is gone.
+    wait_until("the mailbox taken over", Duration::from_secs(5), || {
+        std::fs::read_to_string(gw.path("daemon.log"))
+            .unwrap()
+            .contains("which held this mailbox, is gone; taking over")
+    });
     wait_until("the whole backlog", Duration::from_secs(120), || {
         processed() >= new_tickets
     });

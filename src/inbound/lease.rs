@@ -10,12 +10,13 @@
 //! lease ends, so two instances never read one mailbox at once.
 //!
 //! Sharing out: instances started together should not leave one of them
-//! reading everything. A free mailbox (no lease row: never read, or given
-//! up at shutdown) is sought after a random moment of the first half
-//! second, and by an instance that holds k mailboxes already only after k
-//! more rounds (its attempts one at a time, counting what it holds), so an
-//! idle instance gets it first. A mailbox whose holder
-//! died (its lease expired) is taken over at once by whoever comes first.
+//! reading everything. An instance makes its attempts one at a time,
+//! counting what it holds; one that holds k mailboxes already seeks a free
+//! mailbox (no lease row: never read, or given up at shutdown) only after
+//! k more rounds, so an idle instance gets it first. (An instance alone
+//! thus starts reading its second mailbox a round later.) A mailbox whose
+//! holder died (its lease expired) is taken over at once by whoever comes
+//! first.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,22 +46,53 @@ impl LeaseTiming {
     }
 }
 
-/// Who this instance is in `mailbox_leases` and in `check`: host, process
-/// and a random part (a restarted process with the same pid is another
-/// holder).
+/// Who this instance is in `mailbox_leases` and in `check`:
+/// `host:pid:random:pid-namespace`. The random part tells a restarted
+/// process with the same pid from the one before; host and namespace tell
+/// whose pid it is (see `is_dead_neighbour`).
 pub fn instance_name() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
+        .map(|h| h.trim().replace(':', "-"))
         .unwrap_or_else(|_| "host".into());
+    let namespace = std::fs::read_link("/proc/self/ns/pid")
+        .ok()
+        .map(|link| {
+            link.to_string_lossy()
+                .chars()
+                .filter(char::is_ascii_digit)
+                .collect::<String>()
+        })
+        .unwrap_or_default();
     let random: u16 = rand::random();
-    format!("{host}:{}:{random:04x}", std::process::id())
+    format!("{host}:{}:{random:04x}:{namespace}", std::process::id())
+}
+
+/// Whether `holder` was a process of this host and pid namespace that is
+/// gone: it died without giving its leases up (a crash, SIGKILL), so a
+/// restarted instance need not wait for them to expire. Holders elsewhere
+/// can only expire.
+pub fn is_dead_neighbour(holder: &str, me: &str) -> bool {
+    let theirs: Vec<&str> = holder.split(':').collect();
+    let mine: Vec<&str> = me.split(':').collect();
+    let [their_host, their_pid, _, their_namespace] = theirs[..] else {
+        return false;
+    };
+    let [my_host, _, _, my_namespace] = mine[..] else {
+        return false;
+    };
+    if their_host != my_host || their_namespace != my_namespace || my_namespace.is_empty() {
+        return false;
+    }
+    match their_pid.parse::<u32>() {
+        Ok(pid) => {
+            pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        }
+        Err(_) => false,
+    }
 }
 
 /// How many mailboxes this instance reads: shared by its leases.
 pub type HeldCount = Arc<tokio::sync::Mutex<usize>>;
-
-/// A free mailbox is first sought within this long after start.
-const START_SPREAD_MILLIS: u64 = 500;
 
 /// One mailbox's lease, as held by this instance.
 pub struct Lease {
@@ -92,12 +124,26 @@ impl Lease {
         store::leases::is_free(&mut conn, &self.mailbox).await
     }
 
+    /// Removes the lease of a dead process of this host (see
+    /// `is_dead_neighbour`); whether there was one.
+    async fn clear_dead_neighbour(&self) -> bool {
+        let cleared = async {
+            let mut conn = self.store.acquire().await?;
+            let Some(holder) = store::leases::holder(&mut conn, &self.mailbox).await? else {
+                return Ok(false);
+            };
+            if !is_dead_neighbour(&holder, &self.holder) {
+                return Ok(false);
+            }
+            tracing::info!(mailbox = %self.mailbox, "{holder}, which held this mailbox, is gone; taking over");
+            store::leases::release(&mut conn, &self.mailbox, &holder).await?;
+            Ok::<_, sqlx::Error>(true)
+        };
+        cleared.await.unwrap_or(false)
+    }
+
     /// Waits until this instance holds the lease; false on shutdown.
     async fn wait_to_take(&self, shutdown: &CancellationToken) -> bool {
-        let spread = Duration::from_millis(rand::random::<u64>() % START_SPREAD_MILLIS);
-        if pause(spread, shutdown).await {
-            return false;
-        }
         let mut said = false;
         let mut deferred = false;
         loop {
@@ -125,6 +171,7 @@ impl Lease {
                     tracing::info!(mailbox = %self.mailbox, holder = %self.holder, "reading this mailbox");
                     return true;
                 }
+                Ok(Ok(false)) if self.clear_dead_neighbour().await => Duration::ZERO,
                 Ok(Ok(false)) => {
                     if !said {
                         tracing::info!(mailbox = %self.mailbox, "another instance reads this mailbox; standing by");
@@ -201,5 +248,29 @@ pub async fn read_while_held<C: Connector>(
             lease.release().await;
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_gone_process_of_this_host_and_namespace_is_a_dead_neighbour() {
+        let me = instance_name();
+        let parts: Vec<&str> = me.split(':').collect();
+        let (host, namespace) = (parts[0], parts[3]);
+        // Beyond the largest pid Linux hands out.
+        let gone = format!("{host}:4194999:abcd:{namespace}");
+        assert!(is_dead_neighbour(&gone, &me));
+        let alive = format!("{host}:1:abcd:{namespace}");
+        assert!(!is_dead_neighbour(&alive, &me));
+        let myself = format!("{host}:{}:abcd:{namespace}", std::process::id());
+        assert!(!is_dead_neighbour(&myself, &me));
+        let elsewhere = format!("other-host:4194999:abcd:{namespace}");
+        assert!(!is_dead_neighbour(&elsewhere, &me));
+        let other_namespace = format!("{host}:4194999:abcd:1");
+        assert!(!is_dead_neighbour(&other_namespace, &me));
+        assert!(!is_dead_neighbour("old-style:4194999", &me));
     }
 }

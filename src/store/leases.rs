@@ -54,15 +54,18 @@ pub async fn take(
     Ok(taken.is_some())
 }
 
+/// Who holds (or last held) the mailbox's lease.
+pub async fn holder(conn: &mut Conn, mailbox: &str) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT holder FROM mailbox_leases WHERE mailbox = $1")
+        .bind(mailbox)
+        .fetch_optional(&mut *conn)
+        .await
+}
+
 /// Whether the mailbox has no lease row at all: never read, or given up
 /// at shutdown (an expired row means its holder died).
 pub async fn is_free(conn: &mut Conn, mailbox: &str) -> Result<bool, sqlx::Error> {
-    let row: Option<(String,)> =
-        sqlx::query_as("SELECT holder FROM mailbox_leases WHERE mailbox = $1")
-            .bind(mailbox)
-            .fetch_optional(&mut *conn)
-            .await?;
-    Ok(row.is_none())
+    Ok(holder(conn, mailbox).await?.is_none())
 }
 
 /// Gives the lease up (at shutdown), so that another instance need not
