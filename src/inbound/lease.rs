@@ -118,7 +118,7 @@ impl Lease {
         .await
     }
 
-    /// Whether nobody holds the mailbox and nobody's lease of it expired.
+    /// Whether the mailbox has no lease row: never read, or given up.
     async fn is_free(&self) -> Result<bool, sqlx::Error> {
         let mut conn = self.store.acquire().await?;
         store::leases::is_free(&mut conn, &self.mailbox).await
