@@ -118,6 +118,10 @@ async fn bench(n: usize, batch: usize) -> Vec<String> {
         String::from_utf8_lossy(&import.stderr)
     );
 
+    if std::env::var("TG_BENCH_PART").is_ok_and(|p| p == "instances") {
+        return two_instances_on_postgres(&servers, &bin, &users, n, batch).await;
+    }
+
     // Setup, not measured: fill the mailbox.
     let messages = generate(n, &run, &user);
     let bytes: usize = messages.iter().map(Vec::len).sum();
@@ -133,10 +137,6 @@ async fn bench(n: usize, batch: usize) -> Vec<String> {
     // the daemon's fsyncs.
     // SAFETY: sync has no preconditions.
     unsafe { libc::sync() };
-
-    if std::env::var("TG_BENCH_PART").is_ok_and(|p| p == "instances") {
-        return two_instances_on_postgres(&servers, &bin, &users, n, batch).await;
-    }
 
     // The yardstick: a minimal client that only fetches and moves the same
     // messages from a mailbox of its own, batch by batch.

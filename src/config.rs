@@ -26,9 +26,9 @@ pub struct Settings {
     #[serde(default)]
     pub database: DatabaseSettings,
     pub mail: MailSettings,
-    /// One mailbox, named `default`; at load it becomes the first of
-    /// `mailboxes`.
-    pub imap: Option<ImapSettings>,
+    /// One mailbox, named `default`; at load it moves to the front of
+    /// `mailboxes` (so it is always `None` after `parse`).
+    imap: Option<ImapSettings>,
     /// `[[mailbox]]` entries, after `[imap]` if there is one: every mailbox
     /// `ticketgate run` reads.
     #[serde(default, rename = "mailbox")]
