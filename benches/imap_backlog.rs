@@ -592,11 +592,6 @@ async fn two_instances_on_postgres(
     problems
 }
 
-/// After messages went missing (processed count below `target`; `since`:
-/// when the daemon should have had them, i.e. their APPEND or the end of
-/// the drain they arrived during): are they still in INBOX, does Dovecot's
-/// periodic IDLE check (every 30 s) bring them in, or does it take a new
-/// arrival? Returns the diagnosis and whether it appended a message.
 /// Fetches and moves `n` messages batch by batch, nothing else; returns
 /// messages per second, and the client's mail, to be deleted later.
 async fn minimal_client(
@@ -652,6 +647,11 @@ async fn minimal_client(
     (rate, mailbox)
 }
 
+/// After messages went missing (processed count below `target`; `since`:
+/// when the daemon should have had them, i.e. their APPEND or the end of
+/// the drain they arrived during): are they still in INBOX, does Dovecot's
+/// periodic IDLE check (every 30 s) bring them in, or does it take a new
+/// arrival? Returns the diagnosis and whether it appended a message.
 async fn stranded(
     db: &Database,
     session: &mut ImapSession,
