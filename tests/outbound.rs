@@ -343,6 +343,8 @@ fn automatic_mail_per_recipient_is_rate_limited_not_lost() {
         .filter(|r| r["state"] == "suppressed")
         .collect();
     assert_eq!(suppressed.len(), 2);
+    // The sent ones of the same rounds are recorded as sent.
+    assert_eq!(outbox.iter().filter(|r| r["state"] == "sent").count(), 8);
     assert!(suppressed.iter().all(|r| r["to"][0] == JOHN));
     assert!(suppressed
         .iter()

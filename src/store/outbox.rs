@@ -252,7 +252,14 @@ pub async fn record_all(
     relaxed(store, move |conn| {
         Box::pin(async move {
             let mut tx = conn.begin().await?;
-            for (id, mark) in &marks {
+            // Most rounds are all sent: one statement for those.
+            let sent: Vec<i64> = marks
+                .iter()
+                .filter(|(_, mark)| *mark == Mark::Sent)
+                .map(|(id, _)| *id)
+                .collect();
+            mark_sent(&mut tx, &sent, now).await?;
+            for (id, mark) in marks.iter().filter(|(_, mark)| *mark != Mark::Sent) {
                 apply_mark(&mut tx, *id, mark, now).await?;
             }
             tx.commit().await
@@ -261,14 +268,28 @@ pub async fn record_all(
     .await
 }
 
+async fn mark_sent(conn: &mut Conn, ids: &[i64], now: i64) -> Result<(), sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let marks = super::marks(conn, 2 + ids.len());
+    let sql = format!(
+        "UPDATE outbox SET state = {}, sent_at = {}, last_error = NULL WHERE id IN ({})",
+        marks[0],
+        marks[1],
+        marks[2..].join(", ")
+    );
+    let mut query = sqlx::query(&sql).bind(OutboxState::Sent).bind(now);
+    for id in ids {
+        query = query.bind(*id);
+    }
+    query.execute(&mut *conn).await?;
+    Ok(())
+}
+
 async fn apply_mark(conn: &mut Conn, id: i64, mark: &Mark, now: i64) -> Result<(), sqlx::Error> {
     let query = match mark {
-        Mark::Sent => sqlx::query(
-            "UPDATE outbox SET state = $1, sent_at = $2, last_error = NULL WHERE id = $3",
-        )
-        .bind(OutboxState::Sent)
-        .bind(now)
-        .bind(id),
+        Mark::Sent => return mark_sent(conn, &[id], now).await,
         Mark::Retry {
             next_attempt_at,
             error,
