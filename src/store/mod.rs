@@ -222,11 +222,6 @@ impl Store {
                         // committed message survives power loss.
                         conn.execute("PRAGMA journal_mode = WAL").await?;
                         conn.execute("PRAGMA synchronous = FULL").await?;
-                        // Checkpoints every 16 MB of log instead of 4: a
-                        // drain's pages written again and again (the
-                        // outbox's, the indexes') are copied once, and the
-                        // database file is synced a quarter as often.
-                        conn.execute("PRAGMA wal_autocheckpoint = 4000").await?;
                         conn.execute("PRAGMA foreign_keys = ON").await?;
                         conn.execute("PRAGMA busy_timeout = 5000").await?;
                     }
