@@ -21,7 +21,7 @@ use crate::clock::Clock;
 use crate::config::{ImapSettings, LimitsSettings};
 use crate::domain::retry::Backoff;
 use crate::inbound::imap::{Connector, Imap, ImapError, Meta, Selected, COPY_MARKER};
-use crate::inbound::process::{Pipeline, PipelineError, Reason, Report, HASHED_ID_SUFFIX};
+use crate::inbound::process::{Parsing, Pipeline, PipelineError, Reason, Report, HASHED_ID_SUFFIX};
 use crate::metrics::Metrics;
 use crate::store::{self, Store};
 
@@ -78,11 +78,22 @@ pub struct Poller<C: Connector> {
     unacknowledged: HashSet<u32>,
     /// Something was committed and acknowledged in the current session.
     progress: bool,
-    /// The next batch, fetched while the one before it was committed.
+    /// The next batch, fetched (and being parsed) while the one before it
+    /// is committed.
     ahead: Option<Prefetched>,
 }
 
-type Prefetched = (Vec<u32>, Result<Vec<(u32, Option<Vec<u8>>)>, ImapError>);
+/// A batch fetched ahead, under its UIDs.
+type Prefetched = (Vec<u32>, Result<Fetched, ImapError>);
+
+/// What a batch's FETCH brought, already being parsed.
+struct Fetched {
+    /// UIDs of the messages being parsed, in their order.
+    got: Vec<u32>,
+    /// Listed, but the server sent no content (`BODY[] NIL`).
+    empty: Vec<u32>,
+    parsing: Parsing,
+}
 
 /// What became of a batch.
 enum Taken {
@@ -337,7 +348,7 @@ impl<C: Connector> Poller<C> {
                     if let Some(next) = next {
                         let uids: Vec<u32> = next.iter().map(|m| m.uid).collect();
                         let fetched = imap.fetch(&uids, bytes_of(&next), false).await;
-                        self.ahead = Some((uids, fetched));
+                        self.ahead = Some((uids, fetched.map(|f| self.parse(f))));
                     }
                     let reports = commit
                         .await
@@ -492,26 +503,25 @@ impl<C: Connector> Poller<C> {
         let uids: Vec<u32> = batch.iter().map(|m| m.uid).collect();
         let fetched = match self.ahead.take() {
             Some((ahead, fetched)) if ahead == uids => fetched,
-            _ => imap.fetch(&uids, bytes_of(batch), false).await,
+            _ => imap
+                .fetch(&uids, bytes_of(batch), false)
+                .await
+                .map(|f| self.parse(f)),
         };
         match fetched {
-            Ok(fetched) => {
-                let mut raws = Vec::new();
-                let mut got = Vec::new();
-                for (uid, body) in fetched {
-                    match body {
-                        Some(raw) => {
-                            got.push(uid);
-                            raws.push(raw);
-                        }
-                        // Tried again alone, and suspended at the limit.
-                        None => self.failed(uid, "the server sent no content (BODY[] NIL)"),
-                    }
+            Ok(Fetched {
+                got,
+                empty,
+                parsing,
+            }) => {
+                for uid in empty {
+                    // Tried again alone, and suspended at the limit.
+                    self.failed(uid, "the server sent no content (BODY[] NIL)");
                 }
                 let pipeline = self.pipeline.clone();
                 let store = self.store.clone();
                 let commit =
-                    tokio::spawn(async move { pipeline.process_owned(&store, raws, now).await });
+                    tokio::spawn(async move { pipeline.commit_parsed(&store, parsing, now).await });
                 Ok(Taken::Committing { uids: got, commit })
             }
             Err(error) => {
@@ -526,6 +536,28 @@ impl<C: Connector> Poller<C> {
                     Err(error.into())
                 }
             }
+        }
+    }
+
+    /// Starts parsing what a batch's FETCH brought: parsing is most of a
+    /// message's CPU, and it runs while the server moves the batch before.
+    fn parse(&self, fetched: Vec<(u32, Option<Vec<u8>>)>) -> Fetched {
+        let mut got = Vec::new();
+        let mut empty = Vec::new();
+        let mut raws = Vec::new();
+        for (uid, body) in fetched {
+            match body {
+                Some(raw) => {
+                    got.push(uid);
+                    raws.push(raw);
+                }
+                None => empty.push(uid),
+            }
+        }
+        Fetched {
+            got,
+            empty,
+            parsing: self.pipeline.parse_elsewhere(raws),
         }
     }
 

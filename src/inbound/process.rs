@@ -363,9 +363,9 @@ impl Overlapped {
         raws: Vec<Vec<u8>>,
         now: i64,
     ) -> Result<Vec<Report>, PipelineError> {
-        let parsing = self.pipeline.prepare_elsewhere(raws);
+        let parsing = self.pipeline.parse_elsewhere(raws);
         let reports = self.finish(store, now).await?;
-        self.parsed = Some(parsing.await?);
+        self.parsed = Some(parsing.done().await?);
         Ok(reports)
     }
 
@@ -379,6 +379,17 @@ impl Overlapped {
             }
             None => Ok(Vec::new()),
         }
+    }
+}
+
+/// A batch being parsed on a blocking thread (`Pipeline::parse_elsewhere`).
+/// Dropped, the parse still runs to its end and is thrown away.
+pub struct Parsing(tokio::task::JoinHandle<(Vec<Vec<u8>>, Vec<Prepared>)>);
+
+impl Parsing {
+    /// The batch with its parse.
+    async fn done(self) -> Result<(Vec<Vec<u8>>, Vec<Prepared>), PipelineError> {
+        self.0.await.map_err(|_| PipelineError::Stopped)
     }
 }
 
@@ -420,31 +431,27 @@ impl Pipeline {
             .await
     }
 
-    /// Like `process_batch`, with the parsing on a blocking thread: the
-    /// caller's thread stays free for its other work meanwhile (the
-    /// poller's IMAP connection).
-    pub async fn process_owned(
+    /// Commits a batch whose parsing was started with `parse_elsewhere`,
+    /// like `process_batch` otherwise.
+    pub async fn commit_parsed(
         &self,
         store: &Store,
-        raws: Vec<Vec<u8>>,
+        parsing: Parsing,
         now: i64,
     ) -> Result<Vec<Report>, PipelineError> {
-        let (raws, prepared) = self.prepare_elsewhere(raws).await?;
+        let (raws, prepared) = parsing.done().await?;
         self.commit_prepared(store, &raws, prepared, now).await
     }
 
-    /// Parses on a blocking thread; the batch comes back with its parse.
-    fn prepare_elsewhere(
-        &self,
-        raws: Vec<Vec<u8>>,
-    ) -> impl std::future::Future<Output = Result<(Vec<Vec<u8>>, Vec<Prepared>), PipelineError>>
-    {
+    /// Starts parsing `raws` on a blocking thread, so that the caller's
+    /// thread stays free for its other work meanwhile (the poller's IMAP
+    /// connection, the batch before being written).
+    pub fn parse_elsewhere(&self, raws: Vec<Vec<u8>>) -> Parsing {
         let pipeline = self.clone();
-        let parsing = tokio::task::spawn_blocking(move || {
+        Parsing(tokio::task::spawn_blocking(move || {
             let prepared = pipeline.prepare(&raws);
             (raws, prepared)
-        });
-        async { parsing.await.map_err(|_| PipelineError::Stopped) }
+        }))
     }
 
     async fn commit_prepared(

@@ -1,8 +1,9 @@
 //! Delivering the outbox, round by round: claim a round of due rows, check
 //! the per-recipient rate limit, render each from the context it was
-//! queued with, compose, send a few at a time, mark the round. A temporary failure is retried with
-//! back-off until `retry_max_age_hours`; a permanent one (5xx) is recorded
-//! as failed with the server's answer.
+//! queued with, compose, hand the round to the transport, mark the round.
+//! A temporary failure is retried with back-off until
+//! `retry_max_age_hours`; a permanent one (5xx) is recorded as failed with
+//! the server's answer.
 //!
 //! Guarantee: at least once. A row is claimed (committed) before it is
 //! sent and marked when its round is done; if the process dies between the
@@ -15,8 +16,6 @@
 
 use std::collections::HashMap;
 
-use futures::StreamExt;
-
 use serde::Serialize;
 
 use crate::config::Settings;
@@ -24,7 +23,7 @@ use crate::domain::notice::{Context, OutboxState};
 use crate::domain::retry::{gives_up, next_attempt};
 use crate::outbound::compose::{compose, Envelope};
 use crate::outbound::render::Renderer;
-use crate::outbound::transport::{Outbound, Transport};
+use crate::outbound::transport::{Outbound, SendError, Transport};
 use crate::store::outbox::{self, Due, Mark};
 use crate::store::Store;
 
@@ -32,10 +31,6 @@ use crate::store::Store;
 /// instead of two per mail, so that delivery keeps up while the poller
 /// writes its batches.
 const ROUND: usize = 25;
-
-/// Mails of a round on their way at the same time (SMTP connections from
-/// the pool, or files being written and synced).
-const SENDING: usize = 2;
 
 #[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
 pub struct FlushReport {
@@ -159,16 +154,24 @@ impl<T: Transport> Deliverer<T> {
                 .iter()
                 .map(|row| self.ready(row, now, &mut sent))
                 .collect();
-            let marks: Vec<Mark> = futures::stream::iter(round.iter().zip(ready))
-                .map(|(row, ready)| async move {
-                    match ready {
-                        Ok(message) => self.send(row, &message, now).await,
-                        Err(mark) => mark,
+            let mut marks: Vec<Option<Mark>> = Vec::with_capacity(round.len());
+            let mut outgoing = Vec::new();
+            let mut sending = Vec::new();
+            for (row, ready) in round.iter().zip(ready) {
+                match ready {
+                    Ok(message) => {
+                        sending.push(marks.len());
+                        outgoing.push((format!("{:08}-{}.eml", row.id, row.event), message));
+                        marks.push(None);
                     }
-                })
-                .buffered(SENDING)
-                .collect()
-                .await;
+                    Err(mark) => marks.push(Some(mark)),
+                }
+            }
+            let results = self.transport.send_round(outgoing).await;
+            for (index, result) in sending.into_iter().zip(results) {
+                marks[index] = Some(self.mark(&round[index], result, now));
+            }
+            let marks: Vec<Mark> = marks.into_iter().flatten().collect();
             for mark in &marks {
                 match mark {
                     Mark::Sent => report.sent += 1,
@@ -216,10 +219,9 @@ impl<T: Transport> Deliverer<T> {
         })
     }
 
-    /// Sends one composed row; what to mark it.
-    async fn send(&self, row: &Due, message: &lettre::Message, now: i64) -> Mark {
-        let name = format!("{:08}-{}.eml", row.id, row.event);
-        match self.transport.send(&name, message).await {
+    /// What to mark a row the transport tried to send.
+    fn mark(&self, row: &Due, result: Result<(), SendError>, now: i64) -> Mark {
+        match result {
             Ok(()) => Mark::Sent,
             Err(error) if error.permanent => {
                 tracing::warn!(id = row.id, to = %row.to(), "delivery failed: {}", error.message);

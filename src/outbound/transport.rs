@@ -4,16 +4,21 @@
 //! [`Transport`], so tests can put their own in between.
 
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use futures::StreamExt;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::config::Settings;
 
-/// Sends one composed message.
+/// Mails of a round on their way at the same time, by default (SMTP
+/// connections from the pool).
+const SENDING: usize = 2;
+
+/// Sends composed messages.
 pub trait Transport: Send + Sync {
     /// Delivers `message`; `name` names the file for a file transport.
     fn send(
@@ -21,6 +26,27 @@ pub trait Transport: Send + Sync {
         name: &str,
         message: &Message,
     ) -> impl Future<Output = Result<(), SendError>> + Send;
+
+    /// Delivers a round of named messages; the results in their order. By
+    /// default a few at a time, each with `send`.
+    fn send_round(
+        &self,
+        mails: Vec<(String, Message)>,
+    ) -> impl Future<Output = Vec<Result<(), SendError>>> + Send {
+        few_at_a_time(self, mails)
+    }
+}
+
+/// A round sent `SENDING` mails at a time, each with `send`.
+async fn few_at_a_time<T: Transport + ?Sized>(
+    transport: &T,
+    mails: Vec<(String, Message)>,
+) -> Vec<Result<(), SendError>> {
+    futures::stream::iter(mails)
+        .map(|(name, message)| async move { transport.send(&name, &message).await })
+        .buffered(SENDING)
+        .collect()
+        .await
 }
 
 /// The transport the configuration names.
@@ -110,22 +136,23 @@ impl Outbound {
 }
 
 impl Transport for Outbound {
+    async fn send_round(&self, mails: Vec<(String, Message)>) -> Vec<Result<(), SendError>> {
+        match self {
+            Outbound::File { dir } => write_round(dir, mails).await,
+            Outbound::Smtp { .. } => few_at_a_time(self, mails).await,
+        }
+    }
+
     async fn send(&self, name: &str, message: &Message) -> Result<(), SendError> {
-        let bytes = message.formatted();
         match self {
             Outbound::File { dir } => {
-                // Writing and syncing a file blocks; keep it off the thread
-                // that serves IMAP and the database.
-                let (path, name) = (dir.clone(), name.to_string());
-                tokio::task::spawn_blocking(move || write_file(&path, &name, &bytes))
-                    .await
-                    .unwrap_or_else(|e| Err(std::io::Error::other(e)))
-                    .map_err(|e| SendError {
-                        permanent: false,
-                        message: format!("cannot write to {}: {e}", dir.display()),
-                    })
+                let mails = vec![(name.to_string(), message.clone())];
+                let written = write_round(dir, mails).await.pop();
+                written
+                    .unwrap_or_else(|| Err(write_error(dir, std::io::Error::other("not written"))))
             }
             Outbound::Smtp { transport, timeout } => {
+                let bytes = message.formatted();
                 // Connect, greeting, TLS, AUTH, envelope and the data, and
                 // then some for a large message.
                 let size = bytes.len() as u64;
@@ -153,14 +180,118 @@ impl Transport for Outbound {
     }
 }
 
-/// Writes under a temporary name and renames, so a reader never sees half
-/// a message.
-fn write_file(dir: &std::path::Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+fn write_error(dir: &Path, error: std::io::Error) -> SendError {
+    SendError {
+        permanent: false,
+        message: format!("cannot write to {}: {error}", dir.display()),
+    }
+}
+
+/// Writes a round of mails as files, off the runtime thread (writing and
+/// syncing block); the results in their order.
+async fn write_round(dir: &Path, mails: Vec<(String, Message)>) -> Vec<Result<(), SendError>> {
+    let count = mails.len();
+    let path = dir.to_path_buf();
+    match tokio::task::spawn_blocking(move || write_files(&path, mails)).await {
+        Ok(results) => results
+            .into_iter()
+            .map(|result| result.map_err(|e| write_error(dir, e)))
+            .collect(),
+        Err(e) => (0..count)
+            .map(|_| Err(write_error(dir, std::io::Error::other(e.to_string()))))
+            .collect(),
+    }
+}
+
+/// Each mail is written under a temporary name and renamed, so that a
+/// reader never sees half a message. The round's contents reach the disk
+/// with one sync of the filesystem, then its new names with one sync of
+/// the directory: two disk flushes for the round instead of one or more
+/// per file, and every file reported written is durable under its name.
+fn write_files(dir: &Path, mails: Vec<(String, Message)>) -> Vec<std::io::Result<()>> {
     use std::io::Write;
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, dir.join(name))
+    let opened = std::fs::create_dir_all(dir).and_then(|()| std::fs::File::open(dir));
+    let directory = match opened {
+        Ok(directory) => directory,
+        Err(e) => return mails.iter().map(|_| Err(same_error(&e))).collect(),
+    };
+    let temporary = |name: &str| dir.join(format!(".{name}.tmp"));
+    let written: Vec<(String, std::io::Result<()>)> = mails
+        .into_iter()
+        .map(|(name, message)| {
+            let result = std::fs::File::create(temporary(&name))
+                .and_then(|mut file| file.write_all(&message.formatted()));
+            (name, result)
+        })
+        .collect();
+    let contents_synced = rustix::fs::syncfs(&directory).map_err(std::io::Error::from);
+    let renamed: Vec<std::io::Result<()>> = written
+        .into_iter()
+        .map(|(name, result)| {
+            result?;
+            contents_synced.as_ref().map_err(same_error)?;
+            std::fs::rename(temporary(&name), dir.join(&name))
+        })
+        .collect();
+    let names_synced = directory.sync_all();
+    renamed
+        .into_iter()
+        .map(|result| result.and(names_synced.as_ref().map_err(same_error).copied()))
+        .collect()
+}
+
+/// The error again, for each of several results.
+fn same_error(error: &std::io::Error) -> std::io::Error {
+    std::io::Error::new(error.kind(), error.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mail(subject: &str) -> Message {
+        Message::builder()
+            .from("support@example.com".parse().unwrap())
+            .to("john@example.com".parse().unwrap())
+            .subject(subject)
+            .body(String::from("Hallo"))
+            .unwrap()
+    }
+
+    fn round() -> Vec<(String, Message)> {
+        vec![
+            ("00000001-ticket_created.eml".into(), mail("one")),
+            ("00000002-ticket_created.eml".into(), mail("two")),
+        ]
+    }
+
+    #[test]
+    fn a_round_of_files_is_written_whole_under_its_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = dir.path().join("outbox");
+        let results = write_files(&outbox, round());
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        let mut names: Vec<String> = std::fs::read_dir(&outbox)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        // No temporary file is left behind.
+        assert_eq!(
+            names,
+            ["00000001-ticket_created.eml", "00000002-ticket_created.eml"]
+        );
+        let second = std::fs::read_to_string(outbox.join("00000002-ticket_created.eml")).unwrap();
+        assert!(second.contains("Subject: two"), "{second}");
+    }
+
+    #[test]
+    fn a_directory_that_cannot_be_made_fails_each_mail_of_the_round() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("not-a-directory");
+        std::fs::write(&file, "").unwrap();
+        let results = write_files(&file.join("outbox"), round());
+        assert_eq!(results.len(), 2);
+        assert!(results.iter().all(Result::is_err), "{results:?}");
+    }
 }
