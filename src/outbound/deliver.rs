@@ -149,29 +149,41 @@ impl<T: Transport> Deliverer<T> {
                 }
                 sent.extend(counts);
             }
-            // The rate limit in order, then the sending side by side.
+            // The rate limit in order, then the round to the transport.
             let ready: Vec<Result<lettre::Message, Mark>> = round
                 .iter()
                 .map(|row| self.ready(row, now, &mut sent))
                 .collect();
-            let mut marks: Vec<Option<Mark>> = Vec::with_capacity(round.len());
             let mut outgoing = Vec::new();
-            let mut sending = Vec::new();
-            for (row, ready) in round.iter().zip(ready) {
-                match ready {
+            let held: Vec<Option<Mark>> = round
+                .iter()
+                .zip(ready)
+                .map(|(row, ready)| match ready {
                     Ok(message) => {
-                        sending.push(marks.len());
                         outgoing.push((format!("{:08}-{}.eml", row.id, row.event), message));
-                        marks.push(None);
+                        None
                     }
-                    Err(mark) => marks.push(Some(mark)),
-                }
-            }
-            let results = self.transport.send_round(outgoing).await;
-            for (index, result) in sending.into_iter().zip(results) {
-                marks[index] = Some(self.mark(&round[index], result, now));
-            }
-            let marks: Vec<Mark> = marks.into_iter().flatten().collect();
+                    Err(mark) => Some(mark),
+                })
+                .collect();
+            let mut results = self.transport.send_round(outgoing).await.into_iter();
+            let marks: Vec<Mark> = round
+                .iter()
+                .zip(held)
+                .map(|(row, held)| {
+                    held.unwrap_or_else(|| {
+                        // A transport that answers for fewer mails than it
+                        // was given leaves the rest to be tried again.
+                        let result = results.next().unwrap_or_else(|| {
+                            Err(SendError {
+                                permanent: false,
+                                message: "the transport reported no result".into(),
+                            })
+                        });
+                        self.mark(row, result, now)
+                    })
+                })
+                .collect();
             for mark in &marks {
                 match mark {
                     Mark::Sent => report.sent += 1,
