@@ -427,14 +427,16 @@ fn flag_mode_never_skips_a_message_that_is_still_waiting() {
 }
 
 #[test]
-fn the_next_batch_is_fetched_while_one_is_committed_and_each_only_once() {
+fn the_next_batch_is_fetched_while_one_is_committed_and_two_are_moved_at_once() {
     let h = harness(FULL, "processed_mailbox = \"Processed\"\nbatch_size = 2\n");
-    for subject in ["Eins", "Zwei", "Drei", "Vier", "Fünf", "Sechs"] {
+    for subject in [
+        "Eins", "Zwei", "Drei", "Vier", "Fünf", "Sechs", "Sieben", "Acht",
+    ] {
         h.fake.append("INBOX", &h.mail(subject), &[]);
     }
     h.run_until("an empty INBOX", |fake| fake.count("INBOX") == 0);
-    assert_eq!(h.gw.subjects().len(), 6);
-    assert_eq!(h.fake.count("Processed"), 6);
+    assert_eq!(h.gw.subjects().len(), 8);
+    assert_eq!(h.fake.count("Processed"), 8);
     let log = h.fake.log();
     let position = |prefix: &str| {
         let hits: Vec<usize> = log
@@ -448,7 +450,12 @@ fn the_next_batch_is_fetched_while_one_is_committed_and_each_only_once() {
     };
     let fetch = |set: &str| position(&format!("UID FETCH {set} (UID BODY.PEEK[])"));
     let moved = |set: &str| position(&format!("UID MOVE {set} "));
-    // The second batch is on the wire before the first is moved away.
-    assert!(fetch("3:4") < moved("1:2"), "{log:#?}");
-    assert!(fetch("5:6") < moved("3:4"), "{log:#?}");
+    // Each batch is on the wire before the ones before it are moved away,
+    // and two committed batches go in one MOVE.
+    assert!(fetch("3:4") < moved("1:4"), "{log:#?}");
+    assert!(fetch("5:6") < moved("1:4"), "{log:#?}");
+    assert!(moved("1:4") < fetch("7:8"), "{log:#?}");
+    assert!(fetch("7:8") < moved("5:8"), "{log:#?}");
+    let moves = log.iter().filter(|l| l.starts_with("UID MOVE")).count();
+    assert_eq!(moves, 2, "{log:#?}");
 }

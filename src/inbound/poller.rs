@@ -25,6 +25,11 @@ use crate::inbound::process::{Parsing, Pipeline, PipelineError, Reason, Report, 
 use crate::metrics::Metrics;
 use crate::store::{self, Store};
 
+/// Committed batches acknowledged in one command. Dovecot's MOVE costs
+/// mostly per command (it looks over the whole mailbox each time, ~20 ms
+/// with 10,000 messages waiting), little per message: two batches in one
+/// take the server about as long as one did.
+const ACKNOWLEDGE_TOGETHER: usize = 2;
 /// Waiting messages whose fetch failed are tried again this soon.
 const RETRY_FAILED_AFTER: Duration = Duration::from_secs(5);
 const BACKOFF_START: Duration = Duration::from_secs(1);
@@ -320,8 +325,10 @@ impl<C: Connector> Poller<C> {
         )
         .into();
         self.ahead = None;
-        // Committed, to be acknowledged while the next batch is committed.
+        // Committed, to be acknowledged together while a later batch is
+        // committed; how many batches that is.
         let mut lagging: Option<(Vec<Meta>, Committed)> = None;
+        let mut lagging_batches = 0;
         while let Some(batch) = queue.pop_front() {
             if shutdown.is_cancelled() {
                 break;
@@ -331,6 +338,7 @@ impl<C: Connector> Poller<C> {
                 Taken::Committed(committed) => {
                     self.shared.metrics.count(&committed.reports);
                     self.shared.outbox_due.notify_one();
+                    lagging_batches = 0;
                     if let Some((before, done)) = lagging.take() {
                         self.settle(imap, selected, &before, done, &mut progress)
                             .await?;
@@ -340,10 +348,13 @@ impl<C: Connector> Poller<C> {
                 }
                 Taken::Committing { uids, commit } => {
                     // While the database writes this batch, the server
-                    // moves the one before and hands out the next.
-                    if let Some((before, done)) = lagging.take() {
-                        self.settle(imap, selected, &before, done, &mut progress)
-                            .await?;
+                    // moves the ones before and hands out the next.
+                    if lagging_batches >= ACKNOWLEDGE_TOGETHER {
+                        if let Some((before, done)) = lagging.take() {
+                            self.settle(imap, selected, &before, done, &mut progress)
+                                .await?;
+                        }
+                        lagging_batches = 0;
                     }
                     if let Some(next) = next {
                         let uids: Vec<u32> = next.iter().map(|m| m.uid).collect();
@@ -360,9 +371,18 @@ impl<C: Connector> Poller<C> {
                     }
                     self.shared.metrics.count(&committed.reports);
                     self.shared.outbox_due.notify_one();
-                    lagging = Some((batch, committed));
+                    lagging = Some(match lagging.take() {
+                        Some((mut before, mut done)) => {
+                            before.extend(batch);
+                            done.merge(committed);
+                            (before, done)
+                        }
+                        None => (batch, committed),
+                    });
+                    lagging_batches += 1;
                 }
                 Taken::OneByOne => {
+                    lagging_batches = 0;
                     if let Some((before, done)) = lagging.take() {
                         self.settle(imap, selected, &before, done, &mut progress)
                             .await?;
@@ -908,6 +928,13 @@ fn bytes_of(batch: &[Meta]) -> u64 {
 }
 
 impl Committed {
+    /// Adds another batch's committed messages.
+    fn merge(&mut self, other: Committed) {
+        self.uids.extend(other.uids);
+        self.message_ids.extend(other.message_ids);
+        self.reports.extend(other.reports);
+    }
+
     /// Adds the reports of committed messages, by UID.
     fn absorb(&mut self, uids: &[u32], reports: Vec<Report>) {
         debug_assert_eq!(uids.len(), reports.len());
