@@ -326,9 +326,8 @@ impl<C: Connector> Poller<C> {
         .into();
         self.ahead = None;
         // Committed, to be acknowledged together while a later batch is
-        // committed; how many batches that is.
-        let mut lagging: Option<(Vec<Meta>, Committed)> = None;
-        let mut lagging_batches = 0;
+        // committed.
+        let mut lagging = Lagging::default();
         while let Some(batch) = queue.pop_front() {
             if shutdown.is_cancelled() {
                 break;
@@ -338,7 +337,6 @@ impl<C: Connector> Poller<C> {
                 Taken::Committed(committed) => {
                     self.shared.metrics.count(&committed.reports);
                     self.shared.outbox_due.notify_one();
-                    lagging_batches = 0;
                     if let Some((before, done)) = lagging.take() {
                         self.settle(imap, selected, &before, done, &mut progress)
                             .await?;
@@ -349,12 +347,11 @@ impl<C: Connector> Poller<C> {
                 Taken::Committing { uids, commit } => {
                     // While the database writes this batch, the server
                     // moves the ones before and hands out the next.
-                    if lagging_batches >= ACKNOWLEDGE_TOGETHER {
+                    if lagging.batches >= ACKNOWLEDGE_TOGETHER {
                         if let Some((before, done)) = lagging.take() {
                             self.settle(imap, selected, &before, done, &mut progress)
                                 .await?;
                         }
-                        lagging_batches = 0;
                     }
                     if let Some(next) = next {
                         let uids: Vec<u32> = next.iter().map(|m| m.uid).collect();
@@ -371,18 +368,9 @@ impl<C: Connector> Poller<C> {
                     }
                     self.shared.metrics.count(&committed.reports);
                     self.shared.outbox_due.notify_one();
-                    lagging = Some(match lagging.take() {
-                        Some((mut before, mut done)) => {
-                            before.extend(batch);
-                            done.merge(committed);
-                            (before, done)
-                        }
-                        None => (batch, committed),
-                    });
-                    lagging_batches += 1;
+                    lagging.add(batch, committed);
                 }
                 Taken::OneByOne => {
-                    lagging_batches = 0;
                     if let Some((before, done)) = lagging.take() {
                         self.settle(imap, selected, &before, done, &mut progress)
                             .await?;
@@ -927,14 +915,36 @@ fn bytes_of(batch: &[Meta]) -> u64 {
     batch.iter().map(|m| m.size).sum()
 }
 
-impl Committed {
-    /// Adds another batch's committed messages.
-    fn merge(&mut self, other: Committed) {
-        self.uids.extend(other.uids);
-        self.message_ids.extend(other.message_ids);
-        self.reports.extend(other.reports);
+/// Committed batches not acknowledged yet, to go to the server in one
+/// command.
+#[derive(Default)]
+struct Lagging {
+    metas: Vec<Meta>,
+    committed: Committed,
+    batches: usize,
+}
+
+impl Lagging {
+    fn add(&mut self, batch: Vec<Meta>, committed: Committed) {
+        self.metas.extend(batch);
+        self.committed.uids.extend(committed.uids);
+        self.committed.message_ids.extend(committed.message_ids);
+        self.committed.reports.extend(committed.reports);
+        self.batches += 1;
     }
 
+    /// The batches so far, as one; none if there are none.
+    fn take(&mut self) -> Option<(Vec<Meta>, Committed)> {
+        let Lagging {
+            metas,
+            committed,
+            batches,
+        } = std::mem::take(self);
+        (batches > 0).then_some((metas, committed))
+    }
+}
+
+impl Committed {
     /// Adds the reports of committed messages, by UID.
     fn absorb(&mut self, uids: &[u32], reports: Vec<Report>) {
         debug_assert_eq!(uids.len(), reports.len());
