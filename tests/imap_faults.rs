@@ -450,9 +450,9 @@ fn batches_wait_fetched_behind_the_one_committed_and_two_are_moved_at_once() {
     };
     let fetch = |set: &str| position(&format!("UID FETCH {set} (UID BODY.PEEK[])"));
     let moved = |set: &str| position(&format!("UID MOVE {set} "));
-    // While one batch is written, the next two wait fetched behind it, so
-    // the database has the next at hand while the server is busy moving;
-    // two committed batches go in one MOVE, and the last alone.
+    // While a batch is written, the next ones wait fetched behind it, so
+    // the database has them at hand while the server is busy moving; two
+    // committed batches go in one MOVE, and the last alone.
     let fetches = ["1:2", "3:4", "5:6", "7:8", "9:10"].map(fetch);
     assert!(fetches.is_sorted(), "{log:#?}");
     assert!(fetch("9:10") < moved("1:4"), "{log:#?}");

@@ -431,15 +431,20 @@ impl Pipeline {
             .await
     }
 
-    /// Commits a batch whose parsing was started with `parse_elsewhere`,
-    /// like `process_batch` otherwise.
+    /// Commits batches whose parsing was started with `parse_elsewhere` as
+    /// one, in their order, like `process_batch` otherwise.
     pub async fn commit_parsed(
         &self,
         store: &Store,
-        parsing: Parsing,
+        parsings: Vec<Parsing>,
         now: i64,
     ) -> Result<Vec<Report>, PipelineError> {
-        let (raws, prepared) = parsing.done().await?;
+        let (mut raws, mut prepared) = (Vec::new(), Vec::new());
+        for parsing in parsings {
+            let (batch_raws, batch_prepared) = parsing.done().await?;
+            raws.extend(batch_raws);
+            prepared.extend(batch_prepared);
+        }
         self.commit_prepared(store, &raws, prepared, now).await
     }
 
