@@ -1035,6 +1035,7 @@ impl Committed {
         }
     }
 }
+
 /// Commits a drain's batches in mailbox order, so that a reply sees the
 /// ticket its question opened a batch earlier. Batches that are waiting
 /// when the one before is done go in one transaction, up to
@@ -1068,11 +1069,10 @@ async fn commit_in_order(
                 }
             }
             Err(error) => {
-                let mut error = Some(SessionError::from(error));
-                for (_, reply) in replies {
-                    let _ = reply.send(Err(error.take().unwrap_or_else(|| {
-                        SessionError::Task("committed together with a batch that failed".into())
-                    })));
+                // The first is told why; the rest, and all queued behind,
+                // are dropped unanswered, which reads as not committed.
+                if let Some((_, first)) = replies.into_iter().next() {
+                    let _ = first.send(Err(error.into()));
                 }
                 return;
             }
